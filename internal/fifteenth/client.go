@@ -1,0 +1,334 @@
+package fifteenth
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Route names, used in errors and as metric labels (never an ID or an email).
+const (
+	RouteCreateAccount     = "create_account"
+	RouteGenerateLoginLink = "generate_login_link"
+	RouteGetAccount        = "get_account"
+)
+
+// Rate limit scopes, as RateLimitError.Scope and metric labels.
+const (
+	ScopeAccountCreate = "account-create"
+	ScopeLoginLink     = "login-link"
+)
+
+// DefaultBaseURL is the production API.
+const DefaultBaseURL = "https://api.fifteenth.com"
+
+// DefaultTimeout bounds each call.
+const DefaultTimeout = 30 * time.Second
+
+// maxBody bounds what is read of an answer.
+const maxBody = 1 << 20
+
+// API is what the controllers need of the Fifteenth API; *Client implements it.
+type API interface {
+	CreateAccount(ctx context.Context, req CreateAccountRequest) (*Account, error)
+	GenerateLoginLink(ctx context.Context, id AccountID, req LoginLinkRequest) (*LoginLink, error)
+	GetAccount(ctx context.Context, id AccountID) (*Account, error)
+}
+
+// Options configure a Client. Only BaseURL and Key are required.
+type Options struct {
+	// BaseURL is the API root without /v1beta, e.g. https://api.fifteenth.com. Plain http is
+	// refused unless the host is loopback (the simulator).
+	BaseURL string
+	// Key supplies the partner API key for each call.
+	Key KeySource
+	// HTTPClient defaults to a client with sane transport timeouts.
+	HTTPClient *http.Client
+	// Timeout bounds each call (default DefaultTimeout).
+	Timeout time.Duration
+	// AccountCreateRate is the client-side limit on creations per key (default 100/1m).
+	AccountCreateRate Rate
+	// LoginLinkRate is the client-side limit on links per account (default 10/1h).
+	LoginLinkRate Rate
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// ObserveRequest, when set, is called after each HTTP exchange with the route, the status
+	// code (0 when no answer arrived) and the duration.
+	ObserveRequest func(route string, code int, d time.Duration)
+	// ObserveRateLimited, when set, is called when a call is held back by a rate limit, with
+	// the scope and how long until it may be tried again.
+	ObserveRateLimited func(scope string, wait time.Duration)
+	// UserAgent is sent with each request.
+	UserAgent string
+}
+
+// Client calls the Fifteenth Partner API. It is safe for concurrent use.
+type Client struct {
+	base     *url.URL
+	key      KeySource
+	http     *http.Client
+	timeout  time.Duration
+	now      func() time.Time
+	creates  *SlidingWindow
+	links    *SlidingWindow
+	observe  func(string, int, time.Duration)
+	observeL func(string, time.Duration)
+	agent    string
+}
+
+var _ API = (*Client)(nil)
+
+// New returns a client, or an error when the options are unusable.
+func New(o Options) (*Client, error) {
+	if o.BaseURL == "" {
+		o.BaseURL = DefaultBaseURL
+	}
+	base, err := url.Parse(strings.TrimSuffix(o.BaseURL, "/"))
+	if err != nil || base.Host == "" {
+		return nil, fmt.Errorf("api url %q is not an absolute URL", o.BaseURL)
+	}
+	switch base.Scheme {
+	case "https":
+	case "http":
+		if !IsLoopback(base.Hostname()) {
+			return nil, fmt.Errorf("api url %q: plain http is allowed only to a loopback host; use https", o.BaseURL)
+		}
+	default:
+		return nil, fmt.Errorf("api url %q: scheme must be https", o.BaseURL)
+	}
+	if o.Key == nil {
+		return nil, errors.New("no API key source")
+	}
+	if o.HTTPClient == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 32
+		t.ResponseHeaderTimeout = 0 // the per-call context bounds the whole exchange
+		o.HTTPClient = &http.Client{Transport: t}
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.AccountCreateRate.N == 0 {
+		o.AccountCreateRate = DefaultAccountCreateRate
+	}
+	if o.LoginLinkRate.N == 0 {
+		o.LoginLinkRate = DefaultLoginLinkRate
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = "fifteenth-operator"
+	}
+	return &Client{
+		base: base, key: o.Key, http: o.HTTPClient, timeout: o.Timeout, now: o.Now,
+		creates:  NewSlidingWindow(o.AccountCreateRate, o.Now),
+		links:    NewSlidingWindow(o.LoginLinkRate, o.Now),
+		observe:  o.ObserveRequest,
+		observeL: o.ObserveRateLimited,
+		agent:    o.UserAgent,
+	}, nil
+}
+
+// IsLoopback reports whether host (no port) is localhost or a loopback address.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// createKey is the limiter key for creations: the limit is per partner key, and one client
+// speaks for one partner.
+const createKey = "partner"
+
+// CreateAccount calls POST /v1beta/accounts. The answer holds login links: handle with care.
+func (c *Client) CreateAccount(ctx context.Context, req CreateAccountRequest) (*Account, error) {
+	var out Account
+	err := c.limited(c.creates, ScopeAccountCreate, createKey, func() error {
+		return c.do(ctx, http.MethodPost, RouteCreateAccount, "/v1beta/accounts", req, &out)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GenerateLoginLink calls POST /v1beta/accounts/{id}/login-link. It invalidates the user's
+// earlier links, so callers must make sure only one owner generates for a user.
+func (c *Client) GenerateLoginLink(ctx context.Context, id AccountID, req LoginLinkRequest) (*LoginLink, error) {
+	var out LoginLink
+	err := c.limited(c.links, ScopeLoginLink, id.String(), func() error {
+		return c.do(ctx, http.MethodPost, RouteGenerateLoginLink, "/v1beta/accounts/"+id.String()+"/login-link", req, &out)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetAccount calls GET /v1beta/accounts/{id} (Retrieve Account, whose shape CONTRACT.md infers).
+func (c *Client) GetAccount(ctx context.Context, id AccountID) (*Account, error) {
+	var out Account
+	if err := c.do(ctx, http.MethodGet, RouteGetAccount, "/v1beta/accounts/"+id.String(), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// limited runs call under limiter l for key. A 429 blocks the key until its reset.
+func (c *Client) limited(l *SlidingWindow, scope, key string, call func() error) error {
+	res, retryAt, ok := l.Reserve(key)
+	if !ok {
+		if c.observeL != nil {
+			c.observeL(scope, retryAt.Sub(c.now()))
+		}
+		return &RateLimitError{Scope: scope, RetryAt: retryAt}
+	}
+	err := call()
+	res.Done()
+	if at, limited := RetryAt(err); limited {
+		l.Block(key, at)
+		if c.observeL != nil {
+			c.observeL(scope, at.Sub(c.now()))
+		}
+	}
+	return err
+}
+
+func (c *Client) do(ctx context.Context, method, route, path string, in, out any) error {
+	key, err := c.key.APIKey()
+	if err != nil {
+		return fmt.Errorf("%s: reading API key: %w", route, err)
+	}
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("%s: encoding request: %w", route, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	u := *c.base
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return fmt.Errorf("%s: building request: %w", route, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.agent)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+
+	start := c.now()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.observed(route, 0, start)
+		return &TransportError{Route: route, Err: scrubURLError(err)}
+	}
+	defer func() { _ = resp.Body.Close() }()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	c.observed(route, resp.StatusCode, start)
+	if err != nil {
+		return &TransportError{Route: route, Err: fmt.Errorf("reading answer: %w", err)}
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			// Never quote the body: a success body holds login links.
+			return &TransportError{Route: route, Err: fmt.Errorf("answer %d could not be decoded: %s", resp.StatusCode, decodeErrorKind(err))}
+		}
+		return nil
+	}
+	return c.decodeError(route, resp, raw)
+}
+
+func (c *Client) observed(route string, code int, start time.Time) {
+	if c.observe != nil {
+		c.observe(route, code, c.now().Sub(start))
+	}
+}
+
+// decodeError turns an error answer into *Error, tolerating bodies that do not follow the
+// documented envelope.
+func (c *Client) decodeError(route string, resp *http.Response, raw []byte) error {
+	var env struct {
+		Error struct {
+			Code    string                     `json:"code"`
+			Message string                     `json:"message"`
+			Details map[string]json.RawMessage `json:"details"`
+		} `json:"error"`
+	}
+	e := &Error{Route: route, StatusCode: resp.StatusCode}
+	if json.Unmarshal(raw, &env) == nil {
+		e.Code, e.Message, e.Details = env.Error.Code, env.Error.Message, env.Error.Details
+	}
+	if e.Message == "" {
+		e.Message = http.StatusText(resp.StatusCode)
+	}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		e.RetryAt = c.retryAt(e, resp.Header.Get("Retry-After"))
+	}
+	return e
+}
+
+// defaultRetryAfter applies to a 429 that says neither reset_at nor Retry-After.
+const defaultRetryAfter = time.Minute
+
+// retryAt reads details.reset_at first, then the Retry-After header (seconds or HTTP date).
+func (c *Client) retryAt(e *Error, retryAfter string) time.Time {
+	now := c.now()
+	if s := e.DetailString("reset_at"); s != "" {
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			return t
+		}
+	}
+	if retryAfter != "" {
+		if secs, err := strconv.Atoi(strings.TrimSpace(retryAfter)); err == nil && secs >= 0 {
+			return now.Add(time.Duration(secs) * time.Second)
+		}
+		if t, err := http.ParseTime(retryAfter); err == nil {
+			return t
+		}
+	}
+	return now.Add(defaultRetryAfter)
+}
+
+// scrubURLError drops the URL from a *url.Error: the message keeps the operation and cause.
+func scrubURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if ue.Timeout() {
+			return fmt.Errorf("%s: timeout: %w", ue.Op, context.DeadlineExceeded)
+		}
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}
+
+// decodeErrorKind describes a JSON decoding failure without quoting any of the input.
+func decodeErrorKind(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("invalid JSON at offset %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q has the wrong type", te.Field)
+	default:
+		return "unexpected content"
+	}
+}
