@@ -71,7 +71,9 @@ func run(args []string) error {
 		Faults: sim.Faults{FailRate: *failRate, FailAfterCommitRate: *failAfter,
 			Latency: sim.Duration(*latency), LatencyRate: *latencyRate},
 	})
-	ln, err := net.Listen("tcp", *addr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", *addr)
 	if err != nil {
 		return err
 	}
@@ -80,8 +82,6 @@ func run(args []string) error {
 		*scale, accountRate, linkRate, strings.Join(permitted, ","))
 
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {

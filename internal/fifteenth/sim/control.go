@@ -10,21 +10,21 @@ import (
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
 )
 
-// SimUser is a user of an account, as /_sim/accounts lists it.
-type SimUser struct {
+// User is a user of an account, as /_sim/accounts lists it.
+type User struct {
 	Email string `json:"email"`
 	Role  string `json:"role"` // holder, spouse or user
 }
 
-// SimAccount is an account as /_sim/accounts lists it: no links, only their counts by state.
-type SimAccount struct {
+// Account is an account as /_sim/accounts lists it: no links, only their counts by state.
+type Account struct {
 	accountJSON
-	Users []SimUser      `json:"users"`
+	Users []User         `json:"users"`
 	Links map[string]int `json:"links"`
 }
 
-// SimLink is a link's state as /_sim/links/{token} reports it, without the token.
-type SimLink struct {
+// LinkState is a link's state as /_sim/links/{token} reports it, without the token.
+type LinkState struct {
 	State       string    `json:"state"`
 	AccountID   int64     `json:"account_id"`
 	UserEmail   string    `json:"user_email"`
@@ -54,21 +54,21 @@ func (s *Server) simAccounts(w http.ResponseWriter, _ *http.Request) {
 		}
 		linkStates[l.AccountID][l.state(now)]++
 	}
-	out := make([]SimAccount, 0, len(s.accounts))
+	out := make([]Account, 0, len(s.accounts))
 	for _, a := range s.accounts {
-		sa := SimAccount{accountJSON: a.json(), Links: linkStates[a.ID], Users: []SimUser{{Email: a.Email, Role: "holder"}}}
+		sa := Account{accountJSON: a.json(), Links: linkStates[a.ID], Users: []User{{Email: a.Email, Role: "holder"}}}
 		if sa.Links == nil {
 			sa.Links = map[string]int{}
 		}
 		if a.Spouse != nil {
-			sa.Users = append(sa.Users, SimUser{Email: a.Spouse.Email, Role: "spouse"})
+			sa.Users = append(sa.Users, User{Email: a.Spouse.Email, Role: "spouse"})
 		}
 		for _, u := range a.Users {
-			sa.Users = append(sa.Users, SimUser{Email: u, Role: "user"})
+			sa.Users = append(sa.Users, User{Email: u, Role: "user"})
 		}
 		out = append(out, sa)
 	}
-	slices.SortFunc(out, func(a, b SimAccount) int { return int(a.ID - b.ID) })
+	slices.SortFunc(out, func(a, b Account) int { return int(a.ID - b.ID) })
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -125,7 +125,7 @@ func (s *Server) simLink(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "LINK_NOT_FOUND", "Login link not found", nil)
 		return
 	}
-	writeJSON(w, http.StatusOK, SimLink{State: l.state(s.cfg.Now()), AccountID: l.AccountID, UserEmail: l.UserEmail,
+	writeJSON(w, http.StatusOK, LinkState{State: l.state(s.cfg.Now()), AccountID: l.AccountID, UserEmail: l.UserEmail,
 		Purpose: l.Purpose, RedirectURL: l.RedirectURL, CreatedAt: Timestamp(l.CreatedAt), ExpiresAt: Timestamp(l.ExpiresAt)})
 }
 

@@ -198,12 +198,12 @@ func New(cfg Config) *Server {
 	}
 	seed := cfg.Seed
 	if seed == 0 {
-		seed = mrand.Uint64()
+		seed = mrand.Uint64() //nolint:gosec // fault injection needs a seedable generator, not secrecy
 	}
 	s := &Server{
 		cfg:      cfg,
 		faults:   cfg.Faults,
-		rnd:      mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		rnd:      mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), //nolint:gosec // as above; tokens use crypto/rand
 		nextID:   12345,
 		accounts: map[int64]*account{},
 		byEmail:  map[string]int64{},

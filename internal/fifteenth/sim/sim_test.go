@@ -361,7 +361,7 @@ func TestFaultInjection(t *testing.T) {
 
 	fail := start(t, sim.Config{Faults: sim.Faults{FailRate: 1}})
 	g.Expect(fail.do("POST", "/v1beta/accounts", create).Status).To(Equal(500))
-	var accounts []sim.SimAccount
+	var accounts []sim.Account
 	getJSON(t, fail.url+"/_sim/accounts", &accounts)
 	g.Expect(accounts).To(BeEmpty(), "--fail-rate answers before any effect")
 
@@ -443,7 +443,7 @@ func TestConcurrency(t *testing.T) {
 			t.Fatalf("unexpected status %d", c)
 		}
 	}
-	var accounts []sim.SimAccount
+	var accounts []sim.Account
 	getJSON(t, h.url+"/_sim/accounts", &accounts)
 	emails := map[string]bool{}
 	ids := map[int64]bool{}
@@ -453,7 +453,7 @@ func TestConcurrency(t *testing.T) {
 		emails[a.Email], ids[a.ID] = true, true
 	}
 	g.Expect(accounts).To(HaveLen(created + 1))
-	g.Expect(created).To(Equal(600 - countMod3Is2Below600()), "each distinct email created exactly once")
+	g.Expect(created).To(Equal(600-countMod3Is2Below600()), "each distinct email created exactly once")
 	g.Expect(created + dup + links).To(Equal(n))
 	for _, a := range accounts {
 		if a.ID == shared {

@@ -1,0 +1,83 @@
+package v1alpha1
+
+// ConditionReady is the one condition both kinds carry.
+const ConditionReady = "Ready"
+
+// Reasons of the Ready condition. They are part of the API: alerts and Argo CD health checks
+// match on them.
+const (
+	// ReasonGenerated: a first link was generated and written to the Secret.
+	ReasonGenerated = "Generated"
+	// ReasonRenewed: the link was renewed before it expired.
+	ReasonRenewed = "Renewed"
+	// ReasonLinkValid: the Secret holds a current link; nothing to do until renewal.
+	ReasonLinkValid = "LinkValid"
+	// ReasonAccountNotReady: the referenced PartnerAccount has no account yet.
+	ReasonAccountNotReady = "AccountNotReady"
+	// ReasonAccountNotFound: the API does not know the account (terminal until the spec changes).
+	ReasonAccountNotFound = "AccountNotFound"
+	// ReasonUserNotFound: the user is not on the account (terminal until the spec changes).
+	ReasonUserNotFound = "UserNotFound"
+	// ReasonAccountSuspended: the account is suspended; nothing is generated until it is active.
+	ReasonAccountSuspended = "AccountSuspended"
+	// ReasonInvalidRedirectURL: the redirect URL is not on a permitted domain (terminal).
+	ReasonInvalidRedirectURL = "InvalidRedirectURL"
+	// ReasonInvalidRequest: the API refused the request as invalid (terminal).
+	ReasonInvalidRequest = "InvalidRequest"
+	// ReasonRateLimited: a rate limit applies; the next try is at its reset time.
+	ReasonRateLimited = "RateLimited"
+	// ReasonAPIUnavailable: the API failed or timed out; retried with capped exponential backoff.
+	ReasonAPIUnavailable = "APIUnavailable"
+	// ReasonUnauthorized: the API refused the partner key; retried with backoff (rotate the key).
+	ReasonUnauthorized = "Unauthorized"
+	// ReasonExpired: the link expired and renewal is disabled.
+	ReasonExpired = "Expired"
+	// ReasonSuperseded: a newer LoginLink targets the same user; this one calls nothing.
+	ReasonSuperseded = "Superseded"
+	// ReasonSecretConflict: a Secret of that name exists and is not owned by this object.
+	ReasonSecretConflict = "SecretConflict"
+
+	// ReasonCreated: the PartnerAccount created its Fifteenth account.
+	ReasonCreated = "Created"
+	// ReasonAdopted: the PartnerAccount adopted an existing account.
+	ReasonAdopted = "Adopted"
+	// ReasonAccountReady: the account exists and its links are kept.
+	ReasonAccountReady = "AccountReady"
+	// ReasonValidationFailed: the API refused the account's data (terminal until the spec changes).
+	ReasonValidationFailed = "ValidationFailed"
+	// ReasonAccountMismatch: the adopted account's email differs from spec.email.
+	ReasonAccountMismatch = "AccountMismatch"
+	// ReasonAccountClaimed: another PartnerAccount already manages this account.
+	ReasonAccountClaimed = "AccountClaimed"
+	// ReasonLinksNotReady: the account is fine but a managed LoginLink is not Ready.
+	ReasonLinksNotReady = "LinksNotReady"
+)
+
+// Annotations and labels of the operator.
+const (
+	// AnnotationRenewRequestedAt on a LoginLink asks for a renewal now: an RFC 3339 time later
+	// than status.generatedAt triggers one generation.
+	AnnotationRenewRequestedAt = "partners.fifteenth.com/renew-requested-at"
+	// LabelManagedBy marks the Secrets the operator writes (and the only ones it caches).
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// ManagedByValue is the value of LabelManagedBy.
+	ManagedByValue = "fifteenth-operator"
+)
+
+// Keys of a login link Secret.
+const (
+	SecretKeyLoginLink = "login_link"
+	SecretKeyExpiresAt = "expires_at"
+	SecretKeyUserEmail = "user_email"
+	SecretKeyAccountID = "account_id"
+)
+
+// RenewalPolicy says whether a link is renewed before it expires.
+// +kubebuilder:validation:Enum=RenewBefore;Disabled
+type RenewalPolicy string
+
+// Renewal policies.
+const (
+	RenewalPolicyRenewBefore RenewalPolicy = "RenewBefore"
+	RenewalPolicyDisabled    RenewalPolicy = "Disabled"
+)

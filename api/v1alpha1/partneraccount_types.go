@@ -1,0 +1,164 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// SpouseSpec is the account's one spouse.
+type SpouseSpec struct {
+	// Email of the spouse; must differ from the holder's.
+	// +kubebuilder:validation:MaxLength=254
+	// +kubebuilder:validation:Pattern=`^[^@\s]+@[^@\s]+\.[^@\s]+$`
+	Email string `json:"email"`
+	// FirstName as on tax documents, 1 to 50 characters.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=50
+	FirstName string `json:"firstName"`
+	// LastName as on tax documents, 1 to 50 characters.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=50
+	LastName string `json:"lastName"`
+	// SendInvitation makes the API email the spouse an invitation. Default true, as in the API.
+	// +optional
+	SendInvitation *bool `json:"sendInvitation,omitempty"`
+}
+
+// AccountLoginLinkSpec says how the holder's (and the spouse's) links are kept.
+type AccountLoginLinkSpec struct {
+	// SecretName is the holder's Secret. Default <name>-login-link; the spouse's is
+	// <name>-spouse-login-link.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	SecretName string `json:"secretName,omitempty"`
+	// ExpiryHours of renewed links, 1 to 168. Default 168.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=168
+	ExpiryHours *int32 `json:"expiryHours,omitempty"`
+	// Renewal says when links are replaced before they expire.
+	// +optional
+	Renewal *Renewal `json:"renewal,omitempty"`
+	// SendNotification makes the API email renewed links. Default false: the partner delivers
+	// from the Secret.
+	// +optional
+	SendNotification *bool `json:"sendNotification,omitempty"`
+	// RedirectURL is where users land after login: https, on a permitted domain.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() == 'https' && url(self).getHostname() != ''",message="redirectURL must be an https URL, e.g. https://yourplatform.com/tax-dashboard"
+	RedirectURL string `json:"redirectURL,omitempty"`
+}
+
+// PartnerAccountSpec is a client's Fifteenth account. The API cannot change an account, so
+// the client's identity is immutable.
+// +kubebuilder:validation:XValidation:rule="!has(self.spouse) || self.spouse.email.lowerAscii() != self.email.lowerAscii()",message="spouse.email must differ from email"
+// +kubebuilder:validation:XValidation:rule="has(self.spouse) == has(oldSelf.spouse)",message="spouse cannot be added or removed: the Fifteenth API cannot change an account; create a new PartnerAccount"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.accountID) || (has(self.accountID) && self.accountID == oldSelf.accountID)",message="accountID is immutable once set"
+type PartnerAccountSpec struct {
+	// Email of the primary account holder.
+	// +kubebuilder:validation:MaxLength=254
+	// +kubebuilder:validation:Pattern=`^[^@\s]+@[^@\s]+\.[^@\s]+$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="email is immutable: the Fifteenth API cannot change it; create a new PartnerAccount"
+	Email string `json:"email"`
+	// FirstName as on tax documents, 1 to 50 characters.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=50
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="firstName is immutable: the Fifteenth API cannot change it; create a new PartnerAccount"
+	FirstName string `json:"firstName"`
+	// LastName as on tax documents, 1 to 50 characters.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=50
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="lastName is immutable: the Fifteenth API cannot change it; create a new PartnerAccount"
+	LastName string `json:"lastName"`
+	// Spouse is the account's optional spouse.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spouse is immutable: the Fifteenth API cannot change it; create a new PartnerAccount"
+	Spouse *SpouseSpec `json:"spouse,omitempty"`
+	// AccountID adopts an existing account instead of creating one.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	AccountID *int64 `json:"accountID,omitempty"`
+	// LoginLink says how the holder's and the spouse's links are kept.
+	// +optional
+	LoginLink *AccountLoginLinkSpec `json:"loginLink,omitempty"`
+}
+
+// SpouseStatus is the spouse as the API reports it.
+type SpouseStatus struct {
+	// ID of the spouse user.
+	// +optional
+	ID int64 `json:"id,omitempty"`
+	// Email of the spouse.
+	// +optional
+	Email string `json:"email,omitempty"`
+	// Status is invited or pending.
+	// +optional
+	Status string `json:"status,omitempty"`
+}
+
+// PartnerAccountStatus is the observed state of a PartnerAccount. It never holds a link.
+type PartnerAccountStatus struct {
+	// AccountID is the Fifteenth account.
+	// +optional
+	AccountID int64 `json:"accountID,omitempty"`
+	// AccountStatus is active or suspended.
+	// +optional
+	AccountStatus string `json:"accountStatus,omitempty"`
+	// CreatedAt is when the account was created.
+	// +optional
+	CreatedAt *metav1.Time `json:"createdAt,omitempty"`
+	// Spouse as the API reports it.
+	// +optional
+	Spouse *SpouseStatus `json:"spouse,omitempty"`
+	// LoginLinkSecretName is the holder's Secret.
+	// +optional
+	LoginLinkSecretName string `json:"loginLinkSecretName,omitempty"`
+	// SpouseLoginLinkSecretName is the spouse's Secret.
+	// +optional
+	SpouseLoginLinkSecretName string `json:"spouseLoginLinkSecretName,omitempty"`
+	// LoginLinkExpiresAt is when the holder's current link expires.
+	// +optional
+	LoginLinkExpiresAt *metav1.Time `json:"loginLinkExpiresAt,omitempty"`
+	// LastSyncTime is when the account was last read from the API.
+	// +optional
+	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+	// ObservedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=pa,categories=fifteenth
+// +kubebuilder:printcolumn:name="Account-ID",type=integer,JSONPath=`.status.accountID`
+// +kubebuilder:printcolumn:name="Email",type=string,JSONPath=`.spec.email`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.accountStatus`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Link-Expires",type=date,JSONPath=`.status.loginLinkExpiresAt`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+
+// PartnerAccount is a client's Fifteenth account, created exactly once, with the holder's
+// (and the spouse's) login links kept in Secrets.
+type PartnerAccount struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   PartnerAccountSpec   `json:"spec"`
+	Status PartnerAccountStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// PartnerAccountList is a list of PartnerAccounts.
+type PartnerAccountList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []PartnerAccount `json:"items"`
+}

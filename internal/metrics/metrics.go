@@ -1,0 +1,103 @@
+// Package metrics defines the operator's Prometheus metrics, registered in controller-runtime's
+// registry. No label ever carries a link, a token, a key or an email.
+package metrics
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+var (
+	// LinkExpiration is when each LoginLink's current link expires.
+	LinkExpiration = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "fifteenth_login_link_expiration_timestamp_seconds",
+		Help: "Unix time at which the LoginLink's current link expires.",
+	}, []string{"namespace", "name"})
+	// LinkRenewal is when each LoginLink's link will be renewed.
+	LinkRenewal = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "fifteenth_login_link_renewal_timestamp_seconds",
+		Help: "Unix time at which the LoginLink's link will be renewed.",
+	}, []string{"namespace", "name"})
+	// LinkReady is 1 when the LoginLink is Ready, else 0.
+	LinkReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "fifteenth_login_link_ready",
+		Help: "1 when the LoginLink is Ready, else 0.",
+	}, []string{"namespace", "name"})
+	// AccountReady is 1 when the PartnerAccount is Ready, else 0.
+	AccountReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "fifteenth_partner_account_ready",
+		Help: "1 when the PartnerAccount is Ready, else 0.",
+	}, []string{"namespace", "name"})
+	// APIRequests counts calls to the Fifteenth API by route and HTTP status ("0": no answer).
+	APIRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fifteenth_api_requests_total",
+		Help: "Requests to the Fifteenth API by route and status code (0 when no answer arrived).",
+	}, []string{"route", "code"})
+	// APIRequestDuration observes how long calls take.
+	APIRequestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "fifteenth_api_request_duration_seconds",
+		Help:    "Duration of requests to the Fifteenth API by route.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"route"})
+	// RateLimitWait sums the time calls were held back by rate limits.
+	RateLimitWait = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fifteenth_rate_limit_wait_seconds_total",
+		Help: "Seconds calls were held back by a rate limit (client-side or a 429), by scope.",
+	}, []string{"scope"})
+	// RateLimited counts calls held back by rate limits.
+	RateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fifteenth_rate_limited_total",
+		Help: "Calls held back by a rate limit (client-side or a 429), by scope.",
+	}, []string{"scope"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(LinkExpiration, LinkRenewal, LinkReady, AccountReady,
+		APIRequests, APIRequestDuration, RateLimitWait, RateLimited)
+}
+
+// ObserveRequest records one API exchange; it fits fifteenth.Options.ObserveRequest.
+func ObserveRequest(route string, code int, d time.Duration) {
+	APIRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	APIRequestDuration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// ObserveRateLimited records a call held back; it fits fifteenth.Options.ObserveRateLimited.
+func ObserveRateLimited(scope string, wait time.Duration) {
+	RateLimited.WithLabelValues(scope).Inc()
+	if wait > 0 {
+		RateLimitWait.WithLabelValues(scope).Add(wait.Seconds())
+	}
+}
+
+// SetLoginLink records a LoginLink's state; zero times are not exported.
+func SetLoginLink(namespace, name string, ready bool, expires, renews time.Time) {
+	LinkReady.WithLabelValues(namespace, name).Set(boolValue(ready))
+	if !expires.IsZero() {
+		LinkExpiration.WithLabelValues(namespace, name).Set(float64(expires.Unix()))
+	} else {
+		LinkExpiration.DeleteLabelValues(namespace, name)
+	}
+	if !renews.IsZero() {
+		LinkRenewal.WithLabelValues(namespace, name).Set(float64(renews.Unix()))
+	} else {
+		LinkRenewal.DeleteLabelValues(namespace, name)
+	}
+}
+
+// DeleteLoginLink forgets a deleted LoginLink.
+func DeleteLoginLink(namespace, name string) {
+	LinkReady.DeleteLabelValues(namespace, name)
+	LinkExpiration.DeleteLabelValues(namespace, name)
+	LinkRenewal.DeleteLabelValues(namespace, name)
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

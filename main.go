@@ -1,0 +1,166 @@
+// Command manager runs the fifteenth-operator controllers.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
+	"github.com/fifteenth/fifteenth-operator/controllers"
+	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
+	"github.com/fifteenth/fifteenth-operator/internal/metrics"
+)
+
+var scheme = runtime.NewScheme()
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(partnersv1.AddToScheme(scheme))
+}
+
+// envAPIKey is the environment variable holding the API key when --api-key-file is not set.
+const envAPIKey = "FIFTEENTH_API_KEY"
+
+type options struct {
+	apiURL              string
+	apiKeyFile          string
+	apiTimeout          time.Duration
+	createLimit         fifteenth.Rate
+	linkLimit           fifteenth.Rate
+	accountSyncPeriod   time.Duration
+	watchNamespaces     string
+	concurrency         int
+	metricsAddr         string
+	probeAddr           string
+	leaderElect         bool
+	leaderElectionNS    string
+	leaderElectionID    string
+	leaseDuration       time.Duration
+	renewDeadline       time.Duration
+	retryPeriod         time.Duration
+	gracefulShutdownTTL time.Duration
+}
+
+func main() {
+	o := options{createLimit: fifteenth.DefaultAccountCreateRate, linkLimit: fifteenth.DefaultLoginLinkRate}
+	flag.StringVar(&o.apiURL, "api-url", fifteenth.DefaultBaseURL, "Base URL of the Fifteenth Partner API (plain http only to loopback).")
+	flag.StringVar(&o.apiKeyFile, "api-key-file", "", "File holding the partner API key, re-read when it changes. Default: the "+envAPIKey+" environment variable.")
+	flag.DurationVar(&o.apiTimeout, "api-timeout", fifteenth.DefaultTimeout, "Timeout of each call to the Fifteenth API.")
+	flag.Var(&o.createLimit, "account-create-limit", "Client-side limit on account creations per key, N/DURATION.")
+	flag.Var(&o.linkLimit, "login-link-limit", "Client-side limit on login links per account (sliding window), N/DURATION.")
+	flag.DurationVar(&o.accountSyncPeriod, "account-sync-period", controllers.DefaultAccountSyncPeriod, "How often each account is read from the API to observe suspension.")
+	flag.StringVar(&o.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch. Default: all.")
+	flag.IntVar(&o.concurrency, "max-concurrent-reconciles", 4, "Reconciles run in parallel per controller.")
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 disables it.")
+	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
+	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica reconciles.")
+	flag.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease. Default: the pod's namespace.")
+	flag.StringVar(&o.leaderElectionID, "leader-election-id", "fifteenth-operator.partners.fifteenth.com", "Name of the leader election Lease.")
+	flag.DurationVar(&o.leaseDuration, "leader-election-lease-duration", 15*time.Second, "Leader election lease duration.")
+	flag.DurationVar(&o.renewDeadline, "leader-election-renew-deadline", 10*time.Second, "Leader election renew deadline.")
+	flag.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second, "Leader election retry period.")
+	flag.DurationVar(&o.gracefulShutdownTTL, "graceful-shutdown-timeout", 30*time.Second, "How long to wait for reconciles to finish on shutdown.")
+	zopts := zap.Options{}
+	zopts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zopts)))
+
+	if err := run(o); err != nil {
+		ctrl.Log.WithName("setup").Error(err, "Manager failed")
+		os.Exit(1)
+	}
+}
+
+func apiKeySource(file string) (fifteenth.KeySource, error) {
+	if file != "" {
+		k := fifteenth.NewFileKey(file)
+		if _, err := k.APIKey(); err != nil {
+			return nil, err
+		}
+		return k, nil
+	}
+	if v := strings.TrimSpace(os.Getenv(envAPIKey)); v != "" {
+		return fifteenth.StaticKey(v), nil
+	}
+	return nil, errors.New("no API key: set --api-key-file or the " + envAPIKey + " environment variable")
+}
+
+func run(o options) error {
+	log := ctrl.Log.WithName("setup")
+	key, err := apiKeySource(o.apiKeyFile)
+	if err != nil {
+		return err
+	}
+	api, err := fifteenth.New(fifteenth.Options{
+		BaseURL: o.apiURL, Key: key, Timeout: o.apiTimeout,
+		AccountCreateRate: o.createLimit, LoginLinkRate: o.linkLimit,
+		ObserveRequest: metrics.ObserveRequest, ObserveRateLimited: metrics.ObserveRateLimited,
+	})
+	if err != nil {
+		return err
+	}
+
+	// Cache only the Secrets the operator writes: a cluster with many unrelated Secrets must
+	// not grow the manager's memory.
+	managed := labels.SelectorFromSet(labels.Set{partnersv1.LabelManagedBy: partnersv1.ManagedByValue})
+	cacheOpts := cache.Options{ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: managed}}}
+	if o.watchNamespaces != "" {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range strings.Split(o.watchNamespaces, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" {
+				cacheOpts.DefaultNamespaces[ns] = cache.Config{}
+			}
+		}
+	}
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                  scheme,
+		Cache:                   cacheOpts,
+		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress:  o.probeAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        o.leaderElectionID,
+		LeaderElectionNamespace: o.leaderElectionNS,
+		LeaseDuration:           &o.leaseDuration,
+		RenewDeadline:           &o.renewDeadline,
+		RetryPeriod:             &o.retryPeriod,
+		GracefulShutdownTimeout: &o.gracefulShutdownTTL,
+		// Leadership is dropped on exit, so that a replacement takes over at once.
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("cannot create manager: %w", err)
+	}
+	ctx := ctrl.SetupSignalHandler()
+	if err := controllers.Setup(ctx, mgr, controllers.Config{
+		API: api, AccountSyncPeriod: o.accountSyncPeriod,
+		Controller: controller.Options{MaxConcurrentReconciles: o.concurrency},
+	}); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	log.Info("Starting manager", "apiURL", o.apiURL, "accountCreateLimit", o.createLimit.String(),
+		"loginLinkLimit", o.linkLimit.String(), "watchNamespaces", o.watchNamespaces)
+	return mgr.Start(ctx)
+}
