@@ -40,8 +40,9 @@ const (
 	EventGenerationFailed = "GenerationFailed"
 )
 
-// minRequeue is the shortest wait the controllers ever schedule: never zero, never a tight loop.
-const minRequeue = time.Second
+// minRequeue is the shortest wait the controllers ever schedule: never zero, never a tight
+// loop (a renewal time already passed is handled in the same pass, not by requeueing).
+const minRequeue = 100 * time.Millisecond
 
 // Defaults of the reconcilers' options.
 const (
@@ -72,7 +73,7 @@ type LoginLinkReconciler struct {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile gets the LoginLink, runs one pass, and writes its status once.
-func (r *LoginLinkReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
+func (r *LoginLinkReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	ll := &partnersv1.LoginLink{}
 	if err := r.Get(ctx, req.NamespacedName, ll); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -98,7 +99,14 @@ func (r *LoginLinkReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		if apiequality.Semantic.DeepEqual(original.Status, ll.Status) {
 			return
 		}
-		if err := r.Status().Patch(ctx, ll, client.MergeFrom(original)); err != nil && !apierrors.IsNotFound(err) {
+		// The optimistic lock keeps a pass that read a stale cache from overwriting a newer
+		// status; it runs again as soon as the cache caught up.
+		err := r.Status().Patch(ctx, ll, client.MergeFromWithOptions(original, client.MergeFromWithOptimisticLock{}))
+		switch {
+		case err == nil || apierrors.IsNotFound(err):
+		case apierrors.IsConflict(err) && retErr == nil:
+			res = ctrl.Result{RequeueAfter: minRequeue}
+		default:
 			retErr = errors.Join(retErr, fmt.Errorf("cannot patch LoginLink status: %w", err))
 		}
 	}()
@@ -130,6 +138,11 @@ func (r *LoginLinkReconciler) reconcile(ctx context.Context, ll *partnersv1.Logi
 
 	target, ok, err := r.resolveTarget(ctx, ll, hold)
 	if !ok || err != nil {
+		if c := meta.FindStatusCondition(ll.Status.Conditions, partnersv1.ConditionReady); err == nil &&
+			ll.Spec.AccountID != nil && c != nil && c.Reason == partnersv1.ReasonAccountSuspended {
+			// No PartnerAccount watch wakes an accountID-only LoginLink: look again later.
+			return ctrl.Result{RequeueAfter: r.syncPeriod()}, nil
+		}
 		return ctrl.Result{}, err
 	}
 	ll.Status.AccountID = target.accountID
@@ -156,7 +169,8 @@ func (r *LoginLinkReconciler) reconcile(ctx context.Context, ll *partnersv1.Logi
 		return r.secretConflict(ll, secretName)
 	}
 	params := paramsFor(&ll.Spec, target.accountID)
-	d := decideLink(r.input(ll, secret, params, now))
+	in := r.input(ll, secret, params, now)
+	d := decideLink(in)
 
 	if d.Action == actionGenerate && !hold {
 		if held, res := r.suspendedHold(ctx, ll, target, now); held {
@@ -167,8 +181,10 @@ func (r *LoginLinkReconciler) reconcile(ctx context.Context, ll *partnersv1.Logi
 		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(ll), fresh); err != nil {
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
-		if fresh.Generation != ll.Generation {
-			return ctrl.Result{RequeueAfter: minRequeue}, nil // a newer spec is on its way through the cache
+		if fresh.ResourceVersion != ll.ResourceVersion {
+			// The cache is behind (a newer spec, annotation or status is on its way): decide
+			// again with it rather than call on stale facts.
+			return ctrl.Result{RequeueAfter: minRequeue}, nil
 		}
 		if secret, err = r.secret(ctx, r.APIReader, ll.Namespace, secretName); err != nil {
 			return ctrl.Result{}, err
@@ -177,6 +193,7 @@ func (r *LoginLinkReconciler) reconcile(ctx context.Context, ll *partnersv1.Logi
 			return r.secretConflict(ll, secretName)
 		}
 		if d = decideLink(r.input(fresh, secret, params, now)); d.Action == actionGenerate {
+			d.Renewal = d.Renewal && !in.TookOver
 			return r.generate(ctx, ll, secret, secretName, params, target, d)
 		}
 	}
@@ -258,6 +275,11 @@ func (r *LoginLinkReconciler) resolveTarget(ctx context.Context, ll *partnersv1.
 		// competes with this one instead of invalidating its links in turn.
 		acct, err := r.API.GetAccount(ctx, fifteenth.AccountID(t.accountID))
 		switch {
+		case err == nil && acct.Status == fifteenth.AccountSuspended:
+			ll.Status.LastFailureTime = &metav1.Time{Time: r.now()}
+			r.setReady(ll, false, partnersv1.ReasonAccountSuspended,
+				fmt.Sprintf("account %d is suspended; the link is generated when it is active again", t.accountID))
+			return t, false, nil
 		case err == nil:
 			t.user = acct.Email
 			t.observedActive = r.now()
@@ -303,6 +325,11 @@ func (r *LoginLinkReconciler) input(ll *partnersv1.LoginLink, secret *corev1.Sec
 	in := linkInput{Now: now, Link: link, State: state, SpecHash: p.hash(),
 		Policy: partnersv1.RenewalPolicyRenewBefore, RenewRequest: ll.Annotations[partnersv1.AnnotationRenewRequestedAt],
 		Jitter: renewal.Jitter(string(ll.UID) + "/" + link.GeneratedAt.UTC().Format(time.RFC3339Nano))}
+	// A LoginLink that was superseded and is active again holds a link its successor
+	// invalidated: it takes over by generating.
+	if c := meta.FindStatusCondition(ll.Status.Conditions, partnersv1.ConditionReady); c != nil && c.Reason == partnersv1.ReasonSuperseded {
+		in.TookOver = true
+	}
 	if rn := ll.Spec.Renewal; rn != nil {
 		if rn.Policy != "" {
 			in.Policy = rn.Policy

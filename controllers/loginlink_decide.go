@@ -19,6 +19,9 @@ type linkInput struct {
 	Jitter      float64
 	// RenewRequest is the value of the renew-requested-at annotation ("" when absent).
 	RenewRequest string
+	// TookOver is true when the LoginLink was superseded and is now the active one: the link
+	// it stored was invalidated by its successor.
+	TookOver bool
 }
 
 type linkAction int
@@ -60,6 +63,9 @@ func decideLink(in linkInput) linkDecision {
 	}
 	if in.Link.SpecHash != in.SpecHash {
 		return generate("the spec changed", false)
+	}
+	if in.TookOver {
+		return generate("it took over the user's link from a deleted LoginLink", false)
 	}
 	if in.RenewRequest != "" && in.RenewRequest != in.Link.RenewRequest {
 		if at, err := time.Parse(time.RFC3339Nano, in.RenewRequest); err == nil && at.After(in.Link.GeneratedAt) {

@@ -37,6 +37,7 @@ func TestDecideLink(t *testing.T) {
 			in.RenewRequest = gen.Add(time.Hour).Format(time.RFC3339)
 			in.Link.RenewRequest = in.RenewRequest
 		}), actionWait, false, gen.Add(16 * time.Hour)},
+		{"taking over from a deleted competitor", with(func(in *linkInput) { in.TookOver = true }), actionGenerate, false, time.Time{}},
 		{"malformed renew request is ignored", with(func(in *linkInput) { in.RenewRequest = "soon" }), actionWait, false, gen.Add(16 * time.Hour)},
 	}
 	for _, tt := range tests {
