@@ -17,6 +17,8 @@ const (
 	indexAccountUser = "partners.fifteenth.com/account-user"
 	// indexAccountRef holds the name of the referenced PartnerAccount.
 	indexAccountRef = "partners.fifteenth.com/account-ref"
+	// indexClaimedAccount holds a PartnerAccount's status.accountID: who claims an account.
+	indexClaimedAccount = "partners.fifteenth.com/claimed-account"
 )
 
 // accountUserKey is the competition key of a LoginLink, or "" while its account is unknown.
@@ -49,12 +51,30 @@ func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	}); err != nil {
 		return err
 	}
-	return idx.IndexField(ctx, &partnersv1.LoginLink{}, indexAccountRef, func(o client.Object) []string {
+	if err := idx.IndexField(ctx, &partnersv1.LoginLink{}, indexAccountRef, func(o client.Object) []string {
 		if ref := o.(*partnersv1.LoginLink).Spec.AccountRef; ref != nil {
 			return []string{ref.Name}
 		}
 		return nil
+	}); err != nil {
+		return err
+	}
+	return idx.IndexField(ctx, &partnersv1.PartnerAccount{}, indexClaimedAccount, func(o client.Object) []string {
+		if id := o.(*partnersv1.PartnerAccount).Status.AccountID; id != 0 {
+			return []string{strconv.FormatInt(id, 10)}
+		}
+		return nil
 	})
+}
+
+// olderThan reports whether a PartnerAccount was created before another (ties broken by
+// namespace/name): the older one keeps a claimed account.
+func olderThan(a, b client.Object) bool {
+	ta, tb := a.GetCreationTimestamp().Time, b.GetCreationTimestamp().Time
+	if !ta.Equal(tb) {
+		return ta.Before(tb)
+	}
+	return a.GetNamespace()+"/"+a.GetName() < b.GetNamespace()+"/"+b.GetName()
 }
 
 // newerThan reports whether a was created after b (ties broken by namespace/name): the newest

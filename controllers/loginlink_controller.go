@@ -48,7 +48,9 @@ const minRequeue = 100 * time.Millisecond
 const (
 	DefaultAccountSyncPeriod = time.Hour
 	DefaultBaseBackoff       = time.Second
-	DefaultMaxBackoff        = 5 * time.Minute
+	// DefaultMaxBackoff caps the retries of a failing API. Creations stay bounded by the
+	// client-side limiter whatever the backoff.
+	DefaultMaxBackoff = time.Minute
 )
 
 // LoginLinkReconciler keeps each LoginLink's link valid in its Secret, renews it before it

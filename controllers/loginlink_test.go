@@ -287,31 +287,34 @@ func TestLoginLinkErrorsBecomeConditions(t *testing.T) {
 	g.Consistently(func() int { return total(h.linkCalls()) }).Should(Equal(calls))
 }
 
-// accountRef: the LoginLink waits for its PartnerAccount, woken by a watch.
+// accountRef: the LoginLink waits for its PartnerAccount (woken by a watch), then keeps an
+// accountant's link; it stops while the account is suspended.
 func TestLoginLinkWaitsForItsAccount(t *testing.T) {
-	h := newHarness(t, harnessOpts{})
+	h := newHarness(t, harnessOpts{syncPeriod: 300 * time.Millisecond})
 	g := h.g
-	id := h.createAccount("ref@example.com")
-	h.create(&partnersv1.LoginLink{ObjectMeta: metav1.ObjectMeta{Name: "by-ref"},
-		Spec: partnersv1.LoginLinkSpec{AccountRef: &partnersv1.LocalObjectReference{Name: "ref"}, SendNotification: ptr.To(false)}})
-	h.expectLinkReason("by-ref", metav1.ConditionFalse, partnersv1.ReasonAccountNotReady)
+	h.create(&partnersv1.LoginLink{ObjectMeta: metav1.ObjectMeta{Name: "accountant"},
+		Spec: partnersv1.LoginLinkSpec{AccountRef: &partnersv1.LocalObjectReference{Name: "ref"},
+			UserEmail: "accountant@example.com", Purpose: "additional_user", SendNotification: ptr.To(false)}})
+	h.expectLinkReason("accountant", metav1.ConditionFalse, partnersv1.ReasonAccountNotReady)
 	g.Expect(total(h.linkCalls())).To(Equal(0))
 
-	// A PartnerAccount that already knows its account (as after adoption); no PartnerAccount
-	// controller runs here, so its status is written by hand.
-	pa := &partnersv1.PartnerAccount{ObjectMeta: metav1.ObjectMeta{Name: "ref", Namespace: h.ns},
-		Spec: partnersv1.PartnerAccountSpec{Email: "ref@example.com", FirstName: "R", LastName: "F", AccountID: &id}}
-	g.Expect(k8s.Create(ctx, pa)).To(Succeed())
-	pa.Status.AccountID, pa.Status.AccountStatus = id, "active"
-	g.Expect(k8s.Status().Update(ctx, pa)).To(Succeed())
-	ll := h.expectLinkReason("by-ref", metav1.ConditionTrue, partnersv1.ReasonGenerated)
-	g.Expect(ll.Status.UserEmail).To(Equal("ref@example.com"))
-	g.Expect(h.linkState(h.secretLink("by-ref"))).To(Equal("valid"))
+	h.create(account("ref", "ref@example.com"))
+	pa := h.expectAccountReason("ref", metav1.ConditionTrue, partnersv1.ReasonCreated)
+	// The accountant is not a user of the account yet: a terminal UserNotFound.
+	h.expectLinkReason("accountant", metav1.ConditionFalse, partnersv1.ReasonUserNotFound)
+	h.simPost(fmt.Sprintf("/_sim/accounts/%d/users", pa.Status.AccountID), `{"email": "accountant@example.com"}`)
+	ll := h.loginLink("accountant")
+	ll.Annotations = map[string]string{partnersv1.AnnotationRenewRequestedAt: time.Now().Add(time.Second).UTC().Format(time.RFC3339)}
+	g.Expect(k8s.Update(ctx, ll)).To(Succeed())
+	ll = h.expectLinkReason("accountant", metav1.ConditionTrue, partnersv1.ReasonGenerated)
+	g.Expect(ll.Status.UserEmail).To(Equal("accountant@example.com"))
+	g.Expect(ll.Status.AccountID).To(Equal(pa.Status.AccountID))
+	g.Expect(h.linkState(h.secretLink("accountant"))).To(Equal("valid"))
+	g.Expect(h.linkState(h.secretLink("ref-login-link"))).To(Equal("valid"), "another user's link is left alone")
 
-	pa.Status.AccountStatus = "suspended"
-	g.Expect(k8s.Status().Update(ctx, pa)).To(Succeed())
-	h.expectLinkReason("by-ref", metav1.ConditionFalse, partnersv1.ReasonAccountSuspended)
-	g.Expect(total(h.linkCalls())).To(Equal(1))
+	h.simPost(fmt.Sprintf("/_sim/accounts/%d/suspend", pa.Status.AccountID), "")
+	h.expectLinkReason("accountant", metav1.ConditionFalse, partnersv1.ReasonAccountSuspended)
+	g.Expect(h.linkCalls()).NotTo(HaveKey("403"))
 }
 
 // Bad input is refused by the API server with a clear message, never by a failing reconcile.

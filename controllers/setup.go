@@ -29,5 +29,12 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), API: cfg.API,
 		Recorder: mgr.GetEventRecorder("fifteenth-operator"), Now: cfg.Now, AccountSyncPeriod: cfg.AccountSyncPeriod,
 	}
-	return ll.SetupWithManager(mgr, cfg.Controller)
+	if err := ll.SetupWithManager(mgr, cfg.Controller); err != nil {
+		return err
+	}
+	pa := &PartnerAccountReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), API: cfg.API,
+		Recorder: mgr.GetEventRecorder("fifteenth-operator"), Now: cfg.Now, AccountSyncPeriod: cfg.AccountSyncPeriod,
+	}
+	return pa.SetupWithManager(mgr, cfg.Controller)
 }

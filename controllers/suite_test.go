@@ -384,3 +384,7 @@ func linkFor(name string, id int64, mutate ...func(*partnersv1.LoginLinkSpec)) *
 	}
 	return ll
 }
+
+func keyOf(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }
+
+func inNS(ns string) client.InNamespace { return client.InNamespace(ns) }

@@ -102,6 +102,11 @@ type PartnerAccountStatus struct {
 	// AccountID is the Fifteenth account.
 	// +optional
 	AccountID int64 `json:"accountID,omitempty"`
+	// ExistingAccountID is the account the API reported as already holding spec.email (a 409,
+	// e.g. after an answer to the creation was lost). It is adopted once verified, without
+	// trying to create the account again.
+	// +optional
+	ExistingAccountID int64 `json:"existingAccountID,omitempty"`
 	// AccountStatus is active or suspended.
 	// +optional
 	AccountStatus string `json:"accountStatus,omitempty"`
