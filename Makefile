@@ -61,6 +61,10 @@ test: manifests generate envtest ## Run all tests (unit, simulator, envtest).
 	go test -race -count=1 $(RACE_PKGS)
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test -count=1 -timeout 20m $$(go list ./... | grep -v -e /internal/fifteenth -e /test/)
 
+.PHONY: demo
+demo: ## Run the operator locally against the simulator with the samples (DEMO_ARGS=--once to exit).
+	hack/demo.sh $(DEMO_ARGS)
+
 ##@ Build
 
 .PHONY: build

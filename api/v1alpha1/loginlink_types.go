@@ -150,8 +150,8 @@ type LoginLinkStatus struct {
 // +kubebuilder:printcolumn:name="Account",type=integer,JSONPath=`.status.accountID`
 // +kubebuilder:printcolumn:name="User",type=string,JSONPath=`.status.userEmail`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
-// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.expiresAt`
-// +kubebuilder:printcolumn:name="Renews",type=date,JSONPath=`.status.renewalTime`
+// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Renews",type=string,JSONPath=`.status.renewalTime`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 

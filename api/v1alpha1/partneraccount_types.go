@@ -145,7 +145,7 @@ type PartnerAccountStatus struct {
 // +kubebuilder:printcolumn:name="Email",type=string,JSONPath=`.spec.email`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.accountStatus`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
-// +kubebuilder:printcolumn:name="Link-Expires",type=date,JSONPath=`.status.loginLinkExpiresAt`
+// +kubebuilder:printcolumn:name="Link-Expires",type=string,JSONPath=`.status.loginLinkExpiresAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 

@@ -31,14 +31,25 @@ func AssetsDir() string {
 
 // Start starts a control plane with the CRDs of config/crd/bases. Stop it with env.Stop().
 func Start() (*envtest.Environment, *rest.Config, error) {
+	return StartWith(Options{CRDs: true})
+}
+
+// Options tune StartWith.
+type Options struct {
+	// CRDs installs the CRDs of config/crd/bases.
+	CRDs bool
+}
+
+// StartWith starts a control plane.
+func StartWith(o Options) (*envtest.Environment, *rest.Config, error) {
 	assets := AssetsDir()
 	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
 		return nil, nil, fmt.Errorf("no kube-apiserver in %s: run `make envtest` (or hack/setup-envtest.sh) first", assets)
 	}
-	env := &envtest.Environment{
-		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
+	env := &envtest.Environment{BinaryAssetsDirectory: assets}
+	if o.CRDs {
+		env.CRDDirectoryPaths = []string{filepath.Join(RepoRoot(), "config", "crd", "bases")}
+		env.ErrorIfCRDPathMissing = true
 	}
 	cfg, err := env.Start()
 	if err != nil {
@@ -47,4 +58,13 @@ func Start() (*envtest.Environment, *rest.Config, error) {
 	// Tests create many objects quickly; the default client limits would throttle them.
 	cfg.QPS, cfg.Burst = 500, 1000
 	return env, cfg, nil
+}
+
+// AdminKubeconfig provisions a cluster-admin user and returns its kubeconfig.
+func AdminKubeconfig(env *envtest.Environment) ([]byte, error) {
+	u, err := env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return u.KubeConfig()
 }
