@@ -57,9 +57,28 @@ envtest: ## Build the test control plane (etcd, kube-apiserver, kubectl) into bi
 	@hack/setup-envtest.sh >/dev/null
 
 .PHONY: test
-test: manifests generate envtest ## Run all tests (unit, simulator, envtest).
+test: manifests generate envtest ## Run all tests: unit, simulator, envtest suites, Argo CD health, alerts, e2e.
 	go test -race -count=1 $(RACE_PKGS)
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test -count=1 -timeout 20m $$(go list ./... | grep -v -e /internal/fifteenth -e /test/)
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test -count=1 -timeout 20m $$(go list ./... | grep -v -e /internal/fifteenth)
+
+FUZZTIME ?= 10s
+.PHONY: fuzz
+fuzz: ## Fuzz the client's answer decoding and the renewal-time function for FUZZTIME each.
+	go test -run '^$$' -fuzz FuzzDecodeAnswer -fuzztime $(FUZZTIME) ./internal/fifteenth/
+	go test -run '^$$' -fuzz FuzzTime -fuzztime $(FUZZTIME) ./internal/renewal/
+
+BENCH_ARGS ?=
+.PHONY: bench
+bench: envtest ## Measure scale, rate limits and steady state; write bench/results.md (BENCH_ARGS=-n 500 to scale down).
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./test/bench $(BENCH_ARGS)
+
+.PHONY: test-faults
+test-faults: envtest ## Crashes, API faults, leader change, API server restart, suspension, key rotation.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test -tags faults -count=1 -timeout 20m -v ./test/faults/
+
+.PHONY: test-e2e
+test-e2e: manifests envtest ## Install config/default on the local control plane and run the manager as its ServiceAccount.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test -count=1 -timeout 10m -v ./test/e2e/
 
 .PHONY: demo
 demo: ## Run the operator locally against the simulator with the samples (DEMO_ARGS=--once to exit).

@@ -2,9 +2,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -46,6 +48,7 @@ type options struct {
 	linkLimit           fifteenth.Rate
 	accountSyncPeriod   time.Duration
 	watchNamespaces     string
+	syncPeriod          time.Duration
 	concurrency         int
 	metricsAddr         string
 	probeAddr           string
@@ -56,6 +59,7 @@ type options struct {
 	renewDeadline       time.Duration
 	retryPeriod         time.Duration
 	gracefulShutdownTTL time.Duration
+	cacheSyncTimeout    time.Duration
 }
 
 func main() {
@@ -67,6 +71,7 @@ func main() {
 	flag.Var(&o.linkLimit, "login-link-limit", "Client-side limit on login links per account (sliding window), N/DURATION.")
 	flag.DurationVar(&o.accountSyncPeriod, "account-sync-period", controllers.DefaultAccountSyncPeriod, "How often each account is read from the API to observe suspension.")
 	flag.StringVar(&o.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch. Default: all.")
+	flag.DurationVar(&o.syncPeriod, "sync-period", 10*time.Hour, "How often every object is reconciled again (a resync costs no API call).")
 	flag.IntVar(&o.concurrency, "max-concurrent-reconciles", 4, "Reconciles run in parallel per controller.")
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 disables it.")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
@@ -77,6 +82,7 @@ func main() {
 	flag.DurationVar(&o.renewDeadline, "leader-election-renew-deadline", 10*time.Second, "Leader election renew deadline.")
 	flag.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second, "Leader election retry period.")
 	flag.DurationVar(&o.gracefulShutdownTTL, "graceful-shutdown-timeout", 30*time.Second, "How long to wait for reconciles to finish on shutdown.")
+	flag.DurationVar(&o.cacheSyncTimeout, "cache-sync-timeout", 2*time.Minute, "Exit when the caches have not synced by then (usually missing RBAC; the log names the forbidden resource).")
 	zopts := zap.Options{}
 	zopts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -120,7 +126,7 @@ func run(o options) error {
 	// Cache only the Secrets the operator writes: a cluster with many unrelated Secrets must
 	// not grow the manager's memory.
 	managed := labels.SelectorFromSet(labels.Set{partnersv1.LabelManagedBy: partnersv1.ManagedByValue})
-	cacheOpts := cache.Options{ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: managed}}}
+	cacheOpts := cache.Options{SyncPeriod: &o.syncPeriod, ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: managed}}}
 	if o.watchNamespaces != "" {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range strings.Split(o.watchNamespaces, ",") {
@@ -157,10 +163,47 @@ func run(o options) error {
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+	// Not Ready until the caches synced: a manager that cannot list what it watches (missing
+	// RBAC) reconciles nothing, and must not look healthy.
+	if err := mgr.AddReadyzCheck("caches-synced", func(req *http.Request) error {
+		c, cancel := context.WithTimeout(req.Context(), time.Second)
+		defer cancel()
+		if !mgr.GetCache().WaitForCacheSync(c) {
+			return errors.New("caches have not synced")
+		}
+		return nil
+	}); err != nil {
 		return err
 	}
+	go exitUnlessSynced(ctx, mgr, o.cacheSyncTimeout)
+	go exitAfterShutdownTimeout(ctx, o.gracefulShutdownTTL+15*time.Second)
 	log.Info("Starting manager", "apiURL", o.apiURL, "accountCreateLimit", o.createLimit.String(),
 		"loginLinkLimit", o.linkLimit.String(), "watchNamespaces", o.watchNamespaces)
 	return mgr.Start(ctx)
+}
+
+// exitUnlessSynced ends the process when the caches have not synced within timeout: idling
+// forever with nothing reconciled would hide the cause (the log above names the resource the
+// manager may not list). A restart loop shows it.
+func exitUnlessSynced(ctx context.Context, mgr ctrl.Manager, timeout time.Duration) {
+	c, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if mgr.GetCache().WaitForCacheSync(c) || ctx.Err() != nil {
+		return
+	}
+	ctrl.Log.WithName("setup").Error(errors.New("caches did not sync"), "Exiting: check the RBAC of the manager's ServiceAccount",
+		"timeout", timeout.String())
+	os.Exit(1)
+}
+
+// exitAfterShutdownTimeout ends the process when it has not stopped within timeout of the
+// shutdown signal. controller-runtime v0.25 can spin forever when it is stopped before its
+// caches synced (fixed upstream in kubernetes-sigs/controller-runtime#3440).
+func exitAfterShutdownTimeout(ctx context.Context, timeout time.Duration) {
+	<-ctx.Done()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	<-t.C
+	ctrl.Log.WithName("setup").Error(errors.New("shutdown timed out"), "Exiting without a clean shutdown", "timeout", timeout.String())
+	os.Exit(1)
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -46,7 +47,9 @@ func StartWith(o Options) (*envtest.Environment, *rest.Config, error) {
 	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
 		return nil, nil, fmt.Errorf("no kube-apiserver in %s: run `make envtest` (or hack/setup-envtest.sh) first", assets)
 	}
-	env := &envtest.Environment{BinaryAssetsDirectory: assets}
+	// kube-apiserver drains its watches before it exits; envtest's default of 20 s is short
+	// when a manager holds many (the fault suite restarts the API server).
+	env := &envtest.Environment{BinaryAssetsDirectory: assets, ControlPlaneStopTimeout: 2 * time.Minute}
 	if o.CRDs {
 		env.CRDDirectoryPaths = []string{filepath.Join(RepoRoot(), "config", "crd", "bases")}
 		env.ErrorIfCRDPathMissing = true

@@ -1,0 +1,115 @@
+// Package argocd tests the Argo CD health checks of config/argocd with gopher-lua, the Lua
+// interpreter Argo CD embeds.
+package argocd
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	lua "github.com/yuin/gopher-lua"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/fifteenth/fifteenth-operator/internal/testenv"
+)
+
+// health runs a health script on an object the way Argo CD does: obj is a global table and
+// the script returns {status, message}.
+func health(t *testing.T, script string, obj map[string]any) (string, string) {
+	t.Helper()
+	L := lua.NewState(lua.Options{SkipOpenLibs: false})
+	defer L.Close()
+	L.SetGlobal("obj", toLua(L, obj))
+	if err := L.DoString(script); err != nil {
+		t.Fatalf("script failed: %v", err)
+	}
+	ret, ok := L.Get(-1).(*lua.LTable)
+	if !ok {
+		t.Fatalf("script returned %v, want a table", L.Get(-1))
+	}
+	return lua.LVAsString(ret.RawGetString("status")), lua.LVAsString(ret.RawGetString("message"))
+}
+
+// toLua converts decoded JSON to Lua values, as Argo CD does (numbers become Lua numbers).
+func toLua(L *lua.LState, v any) lua.LValue {
+	switch x := v.(type) {
+	case map[string]any:
+		t := L.NewTable()
+		for k, val := range x {
+			t.RawSetString(k, toLua(L, val))
+		}
+		return t
+	case []any:
+		t := L.NewTable()
+		for _, val := range x {
+			t.Append(toLua(L, val))
+		}
+		return t
+	case string:
+		return lua.LString(x)
+	case float64:
+		return lua.LNumber(x)
+	case bool:
+		return lua.LBool(x)
+	default:
+		return lua.LNil
+	}
+}
+
+func object(kind string, generation int, status string) map[string]any {
+	raw := fmt.Sprintf(`{"apiVersion": "partners.fifteenth.com/v1alpha1", "kind": %q,
+		"metadata": {"name": "x", "generation": %d}, "spec": {}%s}`, kind, generation, status)
+	var obj map[string]any
+	if err := json.Unmarshal([]byte(raw), &obj); err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+func ready(observed int, status, reason, message string) string {
+	return fmt.Sprintf(`, "status": {"observedGeneration": %d, "conditions": [
+		{"type": "Ready", "status": %q, "reason": %q, "message": %q, "lastTransitionTime": "2024-01-15T10:30:00Z"}]}`,
+		observed, status, reason, message)
+}
+
+func TestHealthChecks(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "argocd", "argocd-cm.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cm corev1.ConfigMap
+	if err := yaml.Unmarshal(b, &cm); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"PartnerAccount", "LoginLink"} {
+		script := cm.Data["resource.customizations.health.partners.fifteenth.com_"+kind]
+		if script == "" {
+			t.Fatalf("no health check for %s", kind)
+		}
+		for _, tt := range []struct {
+			name, status, wantStatus, wantMessage string
+			generation                            int
+		}{
+			{"new object without status", ``, "Progressing", "Waiting for the operator to observe the latest spec", 1},
+			{"status of an older generation", ready(1, "True", "AccountReady", "fine"), "Progressing", "Waiting for the operator to observe the latest spec", 2},
+			{"ready", ready(2, "True", "AccountReady", "account 12345 is active and its links are kept"), "Healthy", "account 12345 is active and its links are kept", 2},
+			{"ready unknown", ready(1, "Unknown", "Reconciling", "starting"), "Progressing", "starting", 1},
+			{"terminal failure", ready(3, "False", "InvalidRedirectURL", "Redirect URL is not permitted"), "Degraded", "InvalidRedirectURL: Redirect URL is not permitted", 3},
+			{"claimed", ready(1, "False", "AccountClaimed", "account 1 is managed by PartnerAccount a/b"), "Degraded", "AccountClaimed: account 1 is managed by PartnerAccount a/b", 1},
+			{"suspended", ready(1, "False", "AccountSuspended", "account 12345 is suspended"), "Suspended", "AccountSuspended: account 12345 is suspended", 1},
+			{"waiting for the account", ready(1, "False", "AccountNotReady", "PartnerAccount \"a\" has no Fifteenth account yet"), "Progressing", "AccountNotReady: PartnerAccount \"a\" has no Fifteenth account yet", 1},
+			{"rate limited", ready(1, "False", "RateLimited", "next try at 11:30"), "Progressing", "RateLimited: next try at 11:30", 1},
+			{"no conditions yet", `, "status": {"observedGeneration": 1}`, "Progressing", "Waiting for the operator to observe the latest spec", 1},
+		} {
+			t.Run(kind+"/"+tt.name, func(t *testing.T) {
+				status, msg := health(t, script, object(kind, tt.generation, tt.status))
+				if status != tt.wantStatus || msg != tt.wantMessage {
+					t.Fatalf("health = %q %q, want %q %q", status, msg, tt.wantStatus, tt.wantMessage)
+				}
+			})
+		}
+	}
+}
