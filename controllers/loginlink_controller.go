@@ -138,7 +138,7 @@ func (r *LoginLinkReconciler) reconcile(ctx context.Context, ll *partnersv1.Logi
 	ll.Status.SecretName = secretName
 	hold := r.terminalHold(ll)
 
-	target, ok, err := r.resolveTarget(ctx, ll, hold)
+	target, ok, err := r.resolveTarget(ctx, ll)
 	if !ok || err != nil {
 		if c := meta.FindStatusCondition(ll.Status.Conditions, partnersv1.ConditionReady); err == nil &&
 			ll.Spec.AccountID != nil && c != nil && c.Reason == partnersv1.ReasonAccountSuspended {
@@ -238,7 +238,7 @@ func (r *LoginLinkReconciler) reconcile(ctx context.Context, ll *partnersv1.Logi
 
 // resolveTarget finds the account and user. ok is false when the LoginLink must wait (the
 // condition says why).
-func (r *LoginLinkReconciler) resolveTarget(ctx context.Context, ll *partnersv1.LoginLink, hold bool) (linkTarget, bool, error) {
+func (r *LoginLinkReconciler) resolveTarget(ctx context.Context, ll *partnersv1.LoginLink) (linkTarget, bool, error) {
 	if ref := ll.Spec.AccountRef; ref != nil {
 		pa := &partnersv1.PartnerAccount{}
 		if err := r.Get(ctx, types.NamespacedName{Namespace: ll.Namespace, Name: ref.Name}, pa); err != nil {
@@ -268,29 +268,12 @@ func (r *LoginLinkReconciler) resolveTarget(ctx context.Context, ll *partnersv1.
 		return t, true, nil
 	}
 
+	// An accountID-only LoginLink for the primary holder learns the holder's email from its
+	// first generation's answer (user_email), not from an extra read: until then it competes
+	// under the empty email, and activePeer matches both keys.
 	t := linkTarget{accountID: *ll.Spec.AccountID, user: ll.Spec.UserEmail}
 	if t.user == "" && ll.Status.AccountID == t.accountID {
 		t.user = ll.Status.UserEmail
-	}
-	if t.user == "" && !hold {
-		// Learn the primary holder's email, so that a LoginLink naming that email explicitly
-		// competes with this one instead of invalidating its links in turn.
-		acct, err := r.API.GetAccount(ctx, fifteenth.AccountID(t.accountID))
-		switch {
-		case err == nil && acct.Status == fifteenth.AccountSuspended:
-			ll.Status.LastFailureTime = &metav1.Time{Time: r.now()}
-			r.setReady(ll, false, partnersv1.ReasonAccountSuspended,
-				fmt.Sprintf("account %d is suspended; the link is generated when it is active again", t.accountID))
-			return t, false, nil
-		case err == nil:
-			t.user = acct.Email
-			t.observedActive = r.now()
-		case fifteenth.HasCode(err, fifteenth.CodeAccountNotFound):
-			r.failed(ll, partnersv1.ReasonAccountNotFound, err)
-			return t, false, nil
-		default:
-			logf.FromContext(ctx).V(1).Info("Could not read the account; carrying on without the holder's email", "error", err.Error())
-		}
 	}
 	return t, true, nil
 }

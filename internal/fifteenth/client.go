@@ -246,14 +246,19 @@ func (c *Client) do(ctx context.Context, method, route, path string, in, out any
 	if err != nil {
 		return &TransportError{Route: route, Err: fmt.Errorf("reading answer: %w", err)}
 	}
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+	return c.decodeAnswer(route, resp.StatusCode, resp.Header.Get("Retry-After"), raw, out)
+}
+
+// decodeAnswer turns an answer into out or an error. It is pure, so that it can be fuzzed.
+func (c *Client) decodeAnswer(route string, status int, retryAfter string, raw []byte, out any) error {
+	if status >= 200 && status < 300 {
 		if err := json.Unmarshal(raw, out); err != nil {
 			// Never quote the body: a success body holds login links.
-			return &TransportError{Route: route, Err: fmt.Errorf("answer %d could not be decoded: %s", resp.StatusCode, decodeErrorKind(err))}
+			return &TransportError{Route: route, Err: fmt.Errorf("answer %d could not be decoded: %s", status, decodeErrorKind(err))}
 		}
 		return nil
 	}
-	return c.decodeError(route, resp, raw)
+	return c.decodeError(route, status, retryAfter, raw)
 }
 
 func (c *Client) observed(route string, code int, start time.Time) {
@@ -264,7 +269,7 @@ func (c *Client) observed(route string, code int, start time.Time) {
 
 // decodeError turns an error answer into *Error, tolerating bodies that do not follow the
 // documented envelope.
-func (c *Client) decodeError(route string, resp *http.Response, raw []byte) error {
+func (c *Client) decodeError(route string, status int, retryAfter string, raw []byte) error {
 	var env struct {
 		Error struct {
 			Code    string                     `json:"code"`
@@ -272,15 +277,15 @@ func (c *Client) decodeError(route string, resp *http.Response, raw []byte) erro
 			Details map[string]json.RawMessage `json:"details"`
 		} `json:"error"`
 	}
-	e := &Error{Route: route, StatusCode: resp.StatusCode}
+	e := &Error{Route: route, StatusCode: status}
 	if json.Unmarshal(raw, &env) == nil {
 		e.Code, e.Message, e.Details = env.Error.Code, env.Error.Message, env.Error.Details
 	}
 	if e.Message == "" {
-		e.Message = http.StatusText(resp.StatusCode)
+		e.Message = http.StatusText(status)
 	}
-	if resp.StatusCode == http.StatusTooManyRequests {
-		e.RetryAt = c.retryAt(e, resp.Header.Get("Retry-After"))
+	if status == http.StatusTooManyRequests {
+		e.RetryAt = c.retryAt(e, retryAfter)
 	}
 	return e
 }

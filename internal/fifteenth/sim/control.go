@@ -154,6 +154,22 @@ func (s *Server) simGetFaults(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, s.faults)
 }
 
+// simSetKeys replaces the accepted API keys at run time (a key rotation: the partner's old
+// key stops working). An empty list accepts any key starting with 15th_.
+func (s *Server) simSetKeys(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Keys []string `json:"keys"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		badJSON(w)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keys = req.Keys
+	writeJSON(w, http.StatusOK, map[string]int{"keys": len(req.Keys)})
+}
+
 // simSetFaults replaces the fault settings at run time (fault suites use it for 429 bursts).
 func (s *Server) simSetFaults(w http.ResponseWriter, r *http.Request) {
 	var f Faults

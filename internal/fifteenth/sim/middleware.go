@@ -110,8 +110,11 @@ func (s *Server) authorized(r *http.Request) (string, bool) {
 	if !ok || key == "" {
 		return "", false
 	}
-	if len(s.cfg.APIKeys) > 0 {
-		return key, slices.Contains(s.cfg.APIKeys, key)
+	s.mu.Lock()
+	keys := s.keys
+	s.mu.Unlock()
+	if len(keys) > 0 {
+		return key, slices.Contains(keys, key)
 	}
 	return key, strings.HasPrefix(key, KeyPrefix) && len(key) > len(KeyPrefix)
 }

@@ -92,6 +92,7 @@ type Server struct {
 	mux *http.ServeMux
 
 	mu       sync.Mutex
+	keys     []string // accepted keys; empty: any 15th_ key
 	faults   Faults
 	rnd      *mrand.Rand
 	nextID   int64
@@ -202,6 +203,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{
 		cfg:      cfg,
+		keys:     append([]string(nil), cfg.APIKeys...),
 		faults:   cfg.Faults,
 		rnd:      mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), //nolint:gosec // as above; tokens use crypto/rand
 		nextID:   12345,
@@ -232,6 +234,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /_sim/outbox", s.simOutbox)
 	m.HandleFunc("GET /_sim/faults", s.simGetFaults)
 	m.HandleFunc("PUT /_sim/faults", s.simSetFaults)
+	m.HandleFunc("PUT /_sim/keys", s.simSetKeys)
 	m.Handle("/", s.counted(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "No such route", nil)
 	})))

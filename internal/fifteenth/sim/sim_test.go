@@ -486,3 +486,17 @@ func getJSON(t *testing.T, url string, v any) {
 		t.Fatal(err)
 	}
 }
+
+func TestKeyRotation(t *testing.T) {
+	g := NewWithT(t)
+	h := start(t, sim.Config{APIKeys: []string{"15th_your_api_key_here"}})
+	body := `{"email": "k@example.com", "first_name": "K", "last_name": "D"}`
+	g.Expect(h.do("POST", "/v1beta/accounts", body).Status).To(Equal(201))
+	req, _ := http.NewRequest("PUT", h.url+"/_sim/keys", strings.NewReader(`{"keys": ["15th_new"]}`))
+	resp, err := http.DefaultClient.Do(req)
+	g.Expect(err).NotTo(HaveOccurred())
+	_ = resp.Body.Close()
+	old := h.do("GET", "/v1beta/accounts/12345", "")
+	g.Expect(old.Status).To(Equal(401), "the old key is revoked")
+	g.Expect(old.errCode()).To(Equal("UNAUTHORIZED"))
+}

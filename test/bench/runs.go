@@ -1,0 +1,254 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
+	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
+	"github.com/fifteenth/fifteenth-operator/internal/fifteenth/sim"
+)
+
+func jsonNewDecoder(resp *http.Response) *json.Decoder { return json.NewDecoder(resp.Body) }
+
+// unlimited lifts the documented limits in the scale run, which measures the operator, not them.
+var unlimited = fifteenth.Rate{N: 1 << 20, Per: time.Minute}
+
+func scaled(r fifteenth.Rate, scale float64) string {
+	return fmt.Sprintf("%d/%s", r.N, time.Duration(float64(r.Per)/scale))
+}
+
+func (b *bench) scaleRun() error {
+	n := b.o.n
+	b.logf("scale run: %d PartnerAccounts (half with a spouse) and %d LoginLinks at once", n, n)
+	w, err := b.newWorld("scale", sim.Config{AccountRate: unlimited, LinkRate: fifteenth.Rate{N: 1 << 20, Per: time.Hour}},
+		"--account-create-limit", "1048576/1m", "--login-link-limit", "1048576/1h")
+	if err != nil {
+		return err
+	}
+	defer w.stop()
+	ids, err := w.preCreate(n, "scale")
+	if err != nil {
+		return err
+	}
+	rssBefore, _ := w.rss()
+	recBefore, _ := w.metric("controller_runtime_reconcile_total")
+	start := time.Now()
+	if err := w.apply(n, ids, nil); err != nil {
+		return err
+	}
+	applied := time.Since(start)
+	// PartnerAccounts, their holder and spouse LoginLinks, and the LoginLinks by accountID.
+	objects := n + n + (n+1)/2 + n
+	times, err := w.waitReady(objects, 15*time.Minute)
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	rssAfter, rssPeak := w.rss()
+	recAfter, _ := w.metric("controller_runtime_reconcile_total")
+	creates, links, gets, tooMany, err := w.checkAPI("scale", n, n, n)
+	if err != nil {
+		return err
+	}
+	b.logf("scale run: all %d objects Ready in %v (p50 %v, p99 %v); RSS %.0f -> %.0f MiB (peak %.0f)", objects,
+		elapsed.Round(time.Millisecond), pct(times, 0.5).Round(time.Millisecond), pct(times, 0.99).Round(time.Millisecond), rssBefore, rssAfter, rssPeak)
+	fmt.Fprintf(&b.report, `## Scale: %d PartnerAccounts and %d LoginLinks at once
+
+%d PartnerAccounts (half with a spouse) and %d LoginLinks by accountID, created at once (16
+writers, %v to apply), in a cluster holding %d unrelated Secrets of %d KiB. The documented rate
+limits are lifted in this run (simulator and manager alike): it measures the operator.
+
+| measure | value |
+| --- | --- |
+| objects to be Ready (PartnerAccounts, their %d owned LoginLinks, the LoginLinks) | %d |
+| time until all Ready | %v |
+| per object, creation to Ready: p50 / p99 | %v / %v |
+| account creations (minimum: 1 per PartnerAccount) | %d (minimum %d) |
+| link generations (minimum: 1 per LoginLink; created accounts' links come with the creation) | %d (minimum %d) |
+| Retrieve Account calls | %d |
+| 429 answers | %d |
+| manager RSS before the objects, with %d unrelated Secrets in the cluster | %.0f MiB |
+| manager RSS after / peak | %.0f MiB / %.0f MiB |
+| memory per object ((peak - before) / objects) | %.1f KiB |
+| reconciles (both controllers) / per second | %.0f / %.0f |
+
+`, n, n, n, n, applied.Round(time.Millisecond), b.o.noise, b.o.noiseBytes/1024, n+(n+1)/2, objects,
+		elapsed.Round(time.Millisecond), pct(times, 0.5).Round(time.Millisecond), pct(times, 0.99).Round(time.Millisecond),
+		creates, n, links, n, gets, tooMany, b.o.noise, rssBefore, rssAfter, rssPeak,
+		(rssPeak-rssBefore)*1024/float64(objects), recAfter-recBefore, (recAfter-recBefore)/elapsed.Seconds())
+	return nil
+}
+
+func (b *bench) rateRun() error {
+	n, scale := b.o.rateN, b.o.rateScale
+	limit := fifteenth.DefaultAccountCreateRate
+	window := time.Duration(float64(limit.Per) / scale)
+	bound := time.Duration(math.Ceil(float64(n)/float64(limit.N))-1) * window
+	b.logf("rate-limit run: %d PartnerAccounts at %s per key, time scale %g (a window lasts %v)", n, limit, scale, window)
+	w, err := b.newWorld("rate", sim.Config{TimeScale: scale},
+		"--account-create-limit", scaled(limit, scale), "--login-link-limit", scaled(fifteenth.DefaultLoginLinkRate, scale))
+	if err != nil {
+		return err
+	}
+	defer w.stop()
+	start := time.Now()
+	if err := w.apply(n, nil, nil); err != nil {
+		return err
+	}
+	times, err := w.waitReady(n+n+(n+1)/2, 15*time.Minute)
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	creates, links, gets, tooMany, err := w.checkAPI("rate", n, 0, 0)
+	if err != nil {
+		return err
+	}
+	over := 100 * (elapsed.Seconds()/bound.Seconds() - 1)
+	b.logf("rate-limit run: all Ready in %v against a bound of %v (%+.1f%%)", elapsed.Round(time.Millisecond), bound, over)
+	fmt.Fprintf(&b.report, `## Rate limit: %d PartnerAccounts at the documented 100 creations per minute
+
+The simulator enforces 100 creations per minute per key at time scale %g (a minute lasts %v);
+the manager's limiter is matched (--account-create-limit %s). No account can be created faster
+than %d full windows after the first batch: the bound is %v.
+
+| measure | value |
+| --- | --- |
+| time until all Ready | %v |
+| against the bound | %+.1f%% |
+| per object p50 / p99 | %v / %v |
+| account creations / link generations / reads | %d / %d / %d |
+| 429 answers | %d |
+
+`, n, scale, window, scaled(limit, scale), int(math.Ceil(float64(n)/float64(limit.N)))-1, bound,
+		elapsed.Round(time.Millisecond), over, pct(times, 0.5).Round(time.Millisecond), pct(times, 0.99).Round(time.Millisecond),
+		creates, links, gets, tooMany)
+	return nil
+}
+
+func (b *bench) steadyRun() error {
+	m, scale := b.o.steadyN, b.o.steadyScl
+	hour := time.Duration(float64(time.Hour) / scale)
+	b.logf("steady-state run: %d LoginLinks of 1 hour and %d PartnerAccounts for one API hour (%v), resync every 10s", m, m, hour)
+	w, err := b.newWorld("steady", sim.Config{TimeScale: scale},
+		"--account-create-limit", scaled(fifteenth.DefaultAccountCreateRate, scale),
+		"--login-link-limit", scaled(fifteenth.DefaultLoginLinkRate, scale), "--sync-period", "10s")
+	if err != nil {
+		return err
+	}
+	defer w.stop()
+	ids, err := w.preCreate(m, "steady")
+	if err != nil {
+		return err
+	}
+	if err := w.apply(m, ids, func(s *partnersv1.LoginLinkSpec) { s.ExpiryHours = ptr.To[int32](1) }); err != nil {
+		return err
+	}
+	if _, err := w.waitReady(m+m+(m+1)/2+m, 10*time.Minute); err != nil {
+		return err
+	}
+	before, err := w.stats()
+	if err != nil {
+		return err
+	}
+	renewedBefore, err := b.renewedEvents(w.ns)
+	if err != nil {
+		return err
+	}
+	recBefore, _ := w.metric("controller_runtime_reconcile_total")
+	time.Sleep(hour) // the measured period itself: one API hour passes
+	after, err := w.stats()
+	if err != nil {
+		return err
+	}
+	renewedAfter, err := b.renewedEvents(w.ns)
+	if err != nil {
+		return err
+	}
+	recAfter, _ := w.metric("controller_runtime_reconcile_total")
+	calls, tooMany := 0, 0
+	for route, codes := range after.Requests {
+		if !strings.HasPrefix(route, "POST /v1beta") && !strings.HasPrefix(route, "GET /v1beta") {
+			continue
+		}
+		for code, n := range codes {
+			d := n - before.Requests[route][code]
+			calls += d
+			if code == "429" {
+				tooMany += d
+			}
+		}
+	}
+	renewals := renewedAfter - renewedBefore
+	if tooMany > 0 {
+		b.fail("steady: %d answers were 429", tooMany)
+	}
+	if calls != renewals {
+		b.fail("steady: %d calls for %d renewals: resyncs or restarts cost calls", calls, renewals)
+	}
+	b.logf("steady-state run: %d calls, %d renewals, %.0f reconciles in one API hour", calls, renewals, recAfter-recBefore)
+	fmt.Fprintf(&b.report, `## Steady state: one hour of API time
+
+%d LoginLinks of 1-hour links and %d PartnerAccounts (their links last 168 hours) at time scale
+%g: one API hour lasts %v. The manager resyncs every object every 10 s (--sync-period 10s).
+
+| measure | value |
+| --- | --- |
+| API calls during the hour | %d |
+| renewals during the hour (Renewed Events) | %d |
+| calls that were not renewals (resyncs, restarts) | %d |
+| reconciles during the hour | %.0f |
+| 429 answers | %d |
+
+`, m, m, scale, hour, calls, renewals, calls-renewals, recAfter-recBefore, tooMany)
+	return nil
+}
+
+func (b *bench) renewedEvents(ns string) (int, error) {
+	var evs eventsv1.EventList
+	if err := b.k8s.List(ctx, &evs, client.InNamespace(ns)); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range evs.Items {
+		if e.Reason == "Renewed" {
+			c := 1
+			if e.Series != nil {
+				c = int(e.Series.Count)
+			}
+			n += c
+		}
+	}
+	return n, nil
+}
+
+func (b *bench) write(total time.Duration) error {
+	status := "All checks passed: no 429, no duplicate account, calls within 1% of the minimum."
+	if len(b.failures) > 0 {
+		status = "FAILED: " + strings.Join(b.failures, "; ")
+	}
+	doc := fmt.Sprintf(`# Benchmark results
+
+Produced by `+"`make bench`"+` (test/bench) on %s, in %v.
+Machine: %s.
+Command line: %s.
+
+%s
+
+%s`, time.Now().UTC().Format(time.RFC3339), total.Round(time.Second), machine(), strings.Join(os.Args[1:], " "), status, b.report.String())
+	if err := os.MkdirAll(filepath.Dir(b.o.out), 0o750); err != nil {
+		return err
+	}
+	return os.WriteFile(b.o.out, []byte(doc), 0o600)
+}

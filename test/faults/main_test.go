@@ -1,0 +1,340 @@
+//go:build faults
+
+// Package faults proves the operator's promises under faults: crashes at random moments,
+// API failures, a leader change, an API server restart, suspension during renewal and a key
+// rotation. Every scenario ends by checking the invariants: exactly one Fifteenth account per
+// PartnerAccount, every Secret's link valid, no token in any log line or Event.
+// Run with `make test-faults`.
+package faults
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
+	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
+	"github.com/fifteenth/fifteenth-operator/internal/fifteenth/sim"
+	"github.com/fifteenth/fifteenth-operator/internal/testenv"
+)
+
+var (
+	env        *envtest.Environment
+	k8s        client.Client
+	kubeconfig string
+	managerBin string
+	scheme     = runtime.NewScheme()
+	ctx        = context.Background()
+)
+
+func TestMain(m *testing.M) {
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = partnersv1.AddToScheme(scheme)
+	code, err := run(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func run(m *testing.M) (int, error) {
+	dir, err := os.MkdirTemp("", "faults")
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	managerBin = filepath.Join(dir, "manager")
+	if out, err := exec.Command("go", "build", "-o", managerBin, testenv.RepoRoot()).CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("go build: %w: %s", err, out)
+	}
+	e, cfg, err := testenv.Start()
+	if err != nil {
+		return 0, err
+	}
+	env = e
+	defer func() { _ = env.Stop() }()
+	kc, err := testenv.AdminKubeconfig(env)
+	if err != nil {
+		return 0, err
+	}
+	kubeconfig = filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
+		return 0, err
+	}
+	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		return 0, err
+	}
+	return m.Run(), nil
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// proc is one manager process.
+type proc struct {
+	cmd  *exec.Cmd
+	logs *lockedBuffer
+	done chan struct{}
+}
+
+func (p *proc) signal(sig syscall.Signal) {
+	_ = p.cmd.Process.Signal(sig)
+	<-p.done
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// world is one scenario: a namespace, a simulator, and the managers started for it.
+type world struct {
+	t       *testing.T
+	g       *WithT
+	ns      string
+	simURL  string
+	keyFile string
+	args    []string
+	procs   []*proc
+}
+
+type worldOpts struct {
+	sim  sim.Config
+	args []string // extra manager flags
+}
+
+func newWorld(t *testing.T, name string, o worldOpts) *world {
+	w := &world{t: t, g: NewWithT(t), ns: name}
+	w.g.SetDefaultEventuallyTimeout(3 * time.Minute)
+	w.g.SetDefaultEventuallyPollingInterval(200 * time.Millisecond)
+	w.g.Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(Succeed())
+	srv := httptest.NewServer(sim.New(o.sim))
+	t.Cleanup(srv.Close)
+	w.simURL = srv.URL
+	w.keyFile = filepath.Join(t.TempDir(), "api-key")
+	w.setKey("15th_faults_key_one")
+	w.args = append([]string{"--kubeconfig", kubeconfig, "--api-url", w.simURL, "--api-key-file", w.keyFile,
+		"--watch-namespaces", name, "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
+		"--zap-log-level", "debug", "--api-timeout", "2s"}, o.args...)
+	t.Cleanup(func() {
+		for _, p := range w.procs {
+			if !p.exited() {
+				p.signal(syscall.SIGTERM)
+			}
+		}
+		if t.Failed() && len(w.procs) > 0 {
+			l := w.procs[len(w.procs)-1].logs.String()
+			t.Logf("last manager log (tail):\n%s", l[max(0, len(l)-4000):])
+		}
+	})
+	return w
+}
+
+// setKey replaces the API key file atomically, as kubelet does with a Secret volume.
+func (w *world) setKey(key string) {
+	tmp := w.keyFile + ".tmp"
+	w.g.Expect(os.WriteFile(tmp, []byte(key+"\n"), 0o600)).To(Succeed())
+	w.g.Expect(os.Rename(tmp, w.keyFile)).To(Succeed())
+}
+
+func (w *world) startManager(extra ...string) *proc {
+	p := &proc{logs: &lockedBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(managerBin, append(append([]string{}, w.args...), extra...)...)
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	w.g.Expect(p.cmd.Start()).To(Succeed())
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	w.procs = append(w.procs, p)
+	return p
+}
+
+func (w *world) simDo(method, path, body string, out any) {
+	req, _ := http.NewRequest(method, w.simURL+path, strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	w.g.Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = resp.Body.Close() }()
+	w.g.Expect(resp.StatusCode).To(BeNumerically("<", 300), "%s %s", method, path)
+	if out != nil {
+		w.g.Expect(json.NewDecoder(resp.Body).Decode(out)).To(Succeed())
+	}
+}
+
+func (w *world) stats() sim.Stats {
+	var s sim.Stats
+	w.simDo("GET", "/_sim/stats", "", &s)
+	return s
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// calls counts the API requests by route pattern.
+func (w *world) calls() (creates, links, gets int) {
+	r := w.stats().Requests
+	return sum(r["POST /v1beta/accounts"]), sum(r["POST /v1beta/accounts/{id}/login-link"]), sum(r["GET /v1beta/accounts/{id}"])
+}
+
+// preCreate creates n accounts directly in the simulator (for LoginLinks by accountID).
+func (w *world) preCreate(n int, prefix string) []int64 {
+	api, err := fifteenth.New(fifteenth.Options{BaseURL: w.simURL, Key: fifteenth.StaticKey("15th_faults_key_one"),
+		AccountCreateRate: fifteenth.Rate{N: 1 << 30, Per: time.Minute}})
+	w.g.Expect(err).NotTo(HaveOccurred())
+	ids := make([]int64, n)
+	for i := range n {
+		a, err := api.CreateAccount(ctx, fifteenth.CreateAccountRequest{Email: fmt.Sprintf("%s%d@pre.example", prefix, i), FirstName: "P", LastName: "C"})
+		w.g.Expect(err).NotTo(HaveOccurred())
+		ids[i] = int64(a.ID)
+	}
+	return ids
+}
+
+func (w *world) applyAccounts(n int, prefix string) {
+	for i := range n {
+		pa := &partnersv1.PartnerAccount{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%d", prefix, i), Namespace: w.ns},
+			Spec: partnersv1.PartnerAccountSpec{Email: fmt.Sprintf("%s%d@faults.example", prefix, i), FirstName: "F", LastName: "A"}}
+		if i%2 == 0 {
+			pa.Spec.Spouse = &partnersv1.SpouseSpec{Email: fmt.Sprintf("%s%d-spouse@faults.example", prefix, i), FirstName: "S", LastName: "A"}
+		}
+		w.g.Expect(k8s.Create(ctx, pa)).To(Succeed())
+	}
+}
+
+func (w *world) applyLinks(ids []int64, prefix string, mutate ...func(*partnersv1.LoginLinkSpec)) {
+	for i, id := range ids {
+		ll := &partnersv1.LoginLink{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%d", prefix, i), Namespace: w.ns},
+			Spec: partnersv1.LoginLinkSpec{AccountID: ptr.To(id), SendNotification: ptr.To(false)}}
+		for _, m := range mutate {
+			m(&ll.Spec)
+		}
+		w.g.Expect(k8s.Create(ctx, ll)).To(Succeed())
+	}
+}
+
+func readyOf(conds []metav1.Condition) metav1.ConditionStatus {
+	for _, c := range conds {
+		if c.Type == partnersv1.ConditionReady {
+			return c.Status
+		}
+	}
+	return metav1.ConditionUnknown
+}
+
+// waitAllReady waits until every PartnerAccount and LoginLink of the world is Ready.
+func (w *world) waitAllReady() {
+	w.t.Helper()
+	w.g.Eventually(func(g Gomega) {
+		var pas partnersv1.PartnerAccountList
+		var lls partnersv1.LoginLinkList
+		g.Expect(k8s.List(ctx, &pas, client.InNamespace(w.ns))).To(Succeed())
+		g.Expect(k8s.List(ctx, &lls, client.InNamespace(w.ns))).To(Succeed())
+		for _, pa := range pas.Items {
+			g.Expect(readyOf(pa.Status.Conditions)).To(Equal(metav1.ConditionTrue), "PartnerAccount %s: %v", pa.Name, pa.Status.Conditions)
+		}
+		for _, ll := range lls.Items {
+			g.Expect(readyOf(ll.Status.Conditions)).To(Equal(metav1.ConditionTrue), "LoginLink %s: %v", ll.Name, ll.Status.Conditions)
+		}
+	}).Should(Succeed())
+}
+
+// lostCreationLinks counts the links that went with lost creation answers: every
+// PartnerAccount that adopted its own account after a 409 lost its holder's link, and its
+// spouse's if it has one.
+func (w *world) lostCreationLinks() int {
+	var pas partnersv1.PartnerAccountList
+	w.g.Expect(k8s.List(ctx, &pas, client.InNamespace(w.ns))).To(Succeed())
+	n := 0
+	for _, pa := range pas.Items {
+		if pa.Status.ExistingAccountID != 0 {
+			n++
+			if pa.Spec.Spouse != nil {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// invariants checks what every scenario must end with.
+func (w *world) invariants(preCreated int) {
+	w.t.Helper()
+	w.waitAllReady()
+	var pas partnersv1.PartnerAccountList
+	w.g.Expect(k8s.List(ctx, &pas, client.InNamespace(w.ns))).To(Succeed())
+	var accounts []sim.Account
+	w.simDo("GET", "/_sim/accounts", "", &accounts)
+	byEmail := map[string]int{}
+	for _, a := range accounts {
+		byEmail[strings.ToLower(a.Email)]++
+	}
+	for _, pa := range pas.Items {
+		w.g.Expect(byEmail[strings.ToLower(pa.Spec.Email)]).To(Equal(1), "accounts for PartnerAccount %s", pa.Name)
+	}
+	w.g.Expect(accounts).To(HaveLen(len(pas.Items)+preCreated), "exactly one account per PartnerAccount")
+
+	var secrets corev1.SecretList
+	w.g.Expect(k8s.List(ctx, &secrets, client.InNamespace(w.ns), client.MatchingLabels{partnersv1.LabelManagedBy: partnersv1.ManagedByValue})).To(Succeed())
+	w.g.Expect(secrets.Items).NotTo(BeEmpty())
+	for _, s := range secrets.Items {
+		link := string(s.Data[partnersv1.SecretKeyLoginLink])
+		var st sim.LinkState
+		w.simDo("GET", "/_sim/links/"+link[strings.LastIndex(link, "/")+1:], "", &st)
+		w.g.Expect(st.State).To(Equal("valid"), "Secret %s", s.Name)
+	}
+	for i, p := range w.procs {
+		w.g.Expect(p.logs.String()).NotTo(ContainSubstring("tk_"), "manager %d's log holds a token", i)
+	}
+	var evs eventsv1.EventList
+	w.g.Expect(k8s.List(ctx, &evs, client.InNamespace(w.ns))).To(Succeed())
+	for _, e := range evs.Items {
+		w.g.Expect(e.Note).NotTo(ContainSubstring("tk_"))
+	}
+	w.t.Logf("invariants hold: %d PartnerAccounts, %d accounts, %d Secrets all valid", len(pas.Items), len(accounts), len(secrets.Items))
+}
+
+type metav1Condition = metav1.Condition
+
+func inNS(ns string) client.InNamespace { return client.InNamespace(ns) }
