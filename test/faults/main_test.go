@@ -14,9 +14,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,7 +42,10 @@ import (
 )
 
 var (
-	env        *envtest.Environment
+	env     *envtest.Environment
+	apiHost string
+	// restarted is the kube-apiserver started again by restartAPIServer, if any.
+	restarted  *exec.Cmd
 	k8s        client.Client
 	kubeconfig string
 	managerBin string
@@ -73,8 +78,15 @@ func run(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	env = e
-	defer func() { _ = env.Stop() }()
+	env, apiHost = e, cfg.Host
+	defer func() {
+		if restarted != nil {
+			// envtest no longer knows this process: stop it here.
+			_ = restarted.Process.Kill()
+			_ = restarted.Wait()
+		}
+		_ = env.Stop()
+	}()
 	kc, err := testenv.AdminKubeconfig(env)
 	if err != nil {
 		return 0, err
@@ -87,6 +99,55 @@ func run(m *testing.M) (int, error) {
 		return 0, err
 	}
 	return m.Run(), nil
+}
+
+// restartAPIServer SIGKILLs kube-apiserver and runs its command line again, so that it comes
+// back with the same certificates and the same etcd.
+func restartAPIServer(t *testing.T) {
+	t.Helper()
+	u, err := url.Parse(apiHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := u.Port()
+	pid, args := 0, []string(nil)
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !bytes.Contains(raw, []byte("kube-apiserver")) || !bytes.Contains(raw, []byte("--secure-port="+port+"\x00")) {
+			continue
+		}
+		pid, args = n, strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+	}
+	if pid == 0 {
+		t.Fatalf("no kube-apiserver serving port %s", port)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		if err := syscall.Kill(pid, 0); err != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if restarted != nil {
+		_ = restarted.Process.Kill()
+		_ = restarted.Wait()
+	}
+	restarted = cmd
+	g := NewWithT(t)
+	g.Eventually(func() error {
+		return k8s.List(ctx, &corev1.NamespaceList{})
+	}).WithTimeout(time.Minute).WithPolling(100 * time.Millisecond).Should(Succeed())
 }
 
 type lockedBuffer struct {
