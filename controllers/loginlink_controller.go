@@ -98,18 +98,8 @@ func (r *LoginLinkReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			renews = ll.Status.RenewalTime.Time
 		}
 		metrics.SetLoginLink(ll.Namespace, ll.Name, cond != nil && cond.Status == metav1.ConditionTrue, expires, renews)
-		if apiequality.Semantic.DeepEqual(original.Status, ll.Status) {
-			return
-		}
-		// The optimistic lock keeps a pass that read a stale cache from overwriting a newer
-		// status; it runs again as soon as the cache caught up.
-		err := r.Status().Patch(ctx, ll, client.MergeFromWithOptions(original, client.MergeFromWithOptimisticLock{}))
-		switch {
-		case err == nil || apierrors.IsNotFound(err):
-		case apierrors.IsConflict(err) && retErr == nil:
-			res = ctrl.Result{RequeueAfter: minRequeue}
-		default:
-			retErr = errors.Join(retErr, fmt.Errorf("cannot patch LoginLink status: %w", err))
+		if !apiequality.Semantic.DeepEqual(original.Status, ll.Status) {
+			patchStatus(ctx, r.Client, ll, original, &res, &retErr)
 		}
 	}()
 	return r.reconcile(ctx, ll)
@@ -542,6 +532,20 @@ func (r *LoginLinkReconciler) observeLink(ll *partnersv1.LoginLink, l storedLink
 // setReady sets the Ready condition and reports whether its status or reason changed.
 func (r *LoginLinkReconciler) setReady(ll *partnersv1.LoginLink, ready bool, reason, msg string) bool {
 	return setReadyCondition(&ll.Status.Conditions, &ll.Status.ObservedGeneration, ll.Generation, ready, reason, msg)
+}
+
+// patchStatus writes obj's status, the one status write of a pass. The optimistic lock keeps a
+// pass that read a stale cache from overwriting a newer status: on a conflict it runs again
+// as soon as the cache caught up.
+func patchStatus(ctx context.Context, c client.Client, obj, original client.Object, res *ctrl.Result, retErr *error) {
+	err := c.Status().Patch(ctx, obj, client.MergeFromWithOptions(original, client.MergeFromWithOptimisticLock{}))
+	switch {
+	case err == nil || apierrors.IsNotFound(err):
+	case apierrors.IsConflict(err) && *retErr == nil:
+		*res = ctrl.Result{RequeueAfter: minRequeue}
+	default:
+		*retErr = errors.Join(*retErr, fmt.Errorf("cannot patch the status of %s: %w", client.ObjectKeyFromObject(obj), err))
+	}
 }
 
 // setReadyCondition sets a Ready condition and observedGeneration; it reports whether the

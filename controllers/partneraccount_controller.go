@@ -83,16 +83,8 @@ func (r *PartnerAccountReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 			ready = 1
 		}
 		metrics.AccountReady.WithLabelValues(pa.Namespace, pa.Name).Set(ready)
-		if apiequality.Semantic.DeepEqual(original.Status, pa.Status) {
-			return
-		}
-		err := r.Status().Patch(ctx, pa, client.MergeFromWithOptions(original, client.MergeFromWithOptimisticLock{}))
-		switch {
-		case err == nil || apierrors.IsNotFound(err):
-		case apierrors.IsConflict(err) && retErr == nil:
-			res = ctrl.Result{RequeueAfter: minRequeue}
-		default:
-			retErr = errors.Join(retErr, fmt.Errorf("cannot patch PartnerAccount status: %w", err))
+		if !apiequality.Semantic.DeepEqual(original.Status, pa.Status) {
+			patchStatus(ctx, r.Client, pa, original, &res, &retErr)
 		}
 	}()
 	return r.reconcile(ctx, pa)
