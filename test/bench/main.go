@@ -28,6 +28,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -148,15 +149,19 @@ func run(o options) error {
 	return nil
 }
 
+// noiseNS holds the unrelated Secrets: the scale run's own namespace, which the manager
+// watches, so that only the label-filtered Secret cache keeps them out of its memory.
+const noiseNS = "scale"
+
 // noise creates the unrelated Secrets the manager must not cache.
 func (b *bench) noise() error {
-	b.logf("creating %d unrelated Secrets of %d bytes", b.o.noise, b.o.noiseBytes)
-	if err := b.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "noise"}}); err != nil {
+	b.logf("creating %d unrelated Secrets of %d bytes in the watched namespace %s", b.o.noise, b.o.noiseBytes, noiseNS)
+	if err := b.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: noiseNS}}); err != nil {
 		return err
 	}
 	payload := bytes.Repeat([]byte("x"), b.o.noiseBytes)
 	return parallel(b.o.noise, 32, func(i int) error {
-		return b.k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("noise-%d", i), Namespace: "noise"},
+		return b.k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("noise-%d", i), Namespace: noiseNS},
 			Data: map[string][]byte{"payload": payload}})
 	})
 }
@@ -200,7 +205,7 @@ type world struct {
 }
 
 func (b *bench) newWorld(ns string, cfg sim.Config, args ...string) (*world, error) {
-	if err := b.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+	if err := b.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, err
 	}
 	w := &world{b: b, ns: ns, logs: &bytes.Buffer{}, done: make(chan struct{})}
@@ -339,11 +344,18 @@ func (w *world) preCreate(n int, prefix string) ([]int64, error) {
 	}
 	ids := make([]int64, n)
 	err = parallel(n, 16, func(i int) error {
-		a, err := api.CreateAccount(ctx, fifteenth.CreateAccountRequest{Email: fmt.Sprintf("%s%d@bench.example", prefix, i), FirstName: "B", LastName: "N"})
-		if err == nil {
-			ids[i] = int64(a.ID)
+		for {
+			a, err := api.CreateAccount(ctx, fifteenth.CreateAccountRequest{Email: fmt.Sprintf("%s%d@bench.example", prefix, i), FirstName: "B", LastName: "N"})
+			if at, limited := fifteenth.RetryAt(err); limited {
+				// Setup obeys the simulator's creation limit too: wait for its reset.
+				time.Sleep(time.Until(at))
+				continue
+			}
+			if err == nil {
+				ids[i] = int64(a.ID)
+			}
+			return err
 		}
-		return err
 	})
 	return ids, err
 }

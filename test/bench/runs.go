@@ -66,7 +66,7 @@ func (b *bench) scaleRun() error {
 	fmt.Fprintf(&b.report, `## Scale: %d PartnerAccounts and %d LoginLinks at once
 
 %d PartnerAccounts (half with a spouse) and %d LoginLinks by accountID, created at once (16
-writers, %v to apply), in a cluster holding %d unrelated Secrets of %d KiB. The documented rate
+writers, %v to apply), in a namespace (watched by the manager) that also holds %d unrelated Secrets of %d KiB. The documented rate
 limits are lifted in this run (simulator and manager alike): it measures the operator.
 
 | measure | value |
@@ -78,7 +78,7 @@ limits are lifted in this run (simulator and manager alike): it measures the ope
 | link generations (minimum: 1 per LoginLink; created accounts' links come with the creation) | %d (minimum %d) |
 | Retrieve Account calls | %d |
 | 429 answers | %d |
-| manager RSS before the objects, with %d unrelated Secrets in the cluster | %.0f MiB |
+| manager RSS before the objects, with %d unrelated Secrets in its namespace | %.0f MiB |
 | manager RSS after / peak | %.0f MiB / %.0f MiB |
 | memory per object ((peak - before) / objects) | %.1f KiB |
 | reconciles (both controllers) / per second | %.0f / %.0f |
@@ -234,6 +234,10 @@ func (b *bench) renewedEvents(ns string) (int, error) {
 }
 
 func (b *bench) write(total time.Duration) error {
+	args := strings.Join(os.Args[1:], " ")
+	if args == "" {
+		args = "(the defaults)"
+	}
 	status := "All checks passed: no 429, no duplicate account, calls within 1% of the minimum."
 	if len(b.failures) > 0 {
 		status = "FAILED: " + strings.Join(b.failures, "; ")
@@ -242,11 +246,11 @@ func (b *bench) write(total time.Duration) error {
 
 Produced by `+"`make bench`"+` (test/bench) on %s, in %v.
 Machine: %s.
-Command line: %s.
+Flags: %s.
 
 %s
 
-%s`, time.Now().UTC().Format(time.RFC3339), total.Round(time.Second), machine(), strings.Join(os.Args[1:], " "), status, b.report.String())
+%s`, time.Now().UTC().Format(time.RFC3339), total.Round(time.Second), machine(), args, status, b.report.String())
 	if err := os.MkdirAll(filepath.Dir(b.o.out), 0o750); err != nil {
 		return err
 	}
