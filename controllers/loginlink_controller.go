@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -57,15 +56,7 @@ const (
 // expires, and makes sure only one LoginLink generates for a user.
 type LoginLinkReconciler struct {
 	client.Client
-	// APIReader reads from the API server, bypassing the cache: every decision to call the
-	// Fifteenth API is confirmed with it, so a stale cache never causes a second generation.
-	APIReader client.Reader
-	API       fifteenth.API
-	Recorder  events.EventRecorder
-	// Now is the clock (default time.Now).
-	Now func() time.Time
-	// AccountSyncPeriod is how long a suspended account waits before it is looked at again.
-	AccountSyncPeriod time.Duration
+	deps
 }
 
 // +kubebuilder:rbac:groups=partners.fifteenth.com,resources=loginlinks,verbs=get;list;watch
@@ -585,20 +576,6 @@ func (r *LoginLinkReconciler) deleteOwnedSecret(ctx context.Context, ll *partner
 		return fmt.Errorf("cannot delete the previous Secret %s: %w", name, err)
 	}
 	return nil
-}
-
-func (r *LoginLinkReconciler) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
-}
-
-func (r *LoginLinkReconciler) syncPeriod() time.Duration {
-	if r.AccountSyncPeriod > 0 {
-		return r.AccountSyncPeriod
-	}
-	return DefaultAccountSyncPeriod
 }
 
 func clampInt32(n int) int32 {

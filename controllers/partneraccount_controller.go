@@ -13,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -47,13 +46,7 @@ const purposeRenewal = "automated_renewal"
 // the holder's and the spouse's links through owned LoginLinks, and observes suspension.
 type PartnerAccountReconciler struct {
 	client.Client
-	// APIReader bypasses the cache for the checks that guard an account creation.
-	APIReader client.Reader
-	API       fifteenth.API
-	Recorder  events.EventRecorder
-	Now       func() time.Time
-	// AccountSyncPeriod is how often the account is read to observe its status.
-	AccountSyncPeriod time.Duration
+	deps
 }
 
 // +kubebuilder:rbac:groups=partners.fifteenth.com,resources=partneraccounts,verbs=get;list;watch
@@ -470,20 +463,6 @@ func (r *PartnerAccountReconciler) failed(pa *partnersv1.PartnerAccount, reason 
 
 func (r *PartnerAccountReconciler) setReady(pa *partnersv1.PartnerAccount, ready bool, reason, msg string) {
 	setReadyCondition(&pa.Status.Conditions, &pa.Status.ObservedGeneration, pa.Generation, ready, reason, msg)
-}
-
-func (r *PartnerAccountReconciler) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
-}
-
-func (r *PartnerAccountReconciler) syncPeriod() time.Duration {
-	if r.AccountSyncPeriod > 0 {
-		return r.AccountSyncPeriod
-	}
-	return DefaultAccountSyncPeriod
 }
 
 // SetupWithManager registers the controller; it reacts to its LoginLinks' status too.

@@ -1,7 +1,6 @@
 package controllers_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -70,24 +68,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer collects the manager's log lines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // harness is one test's world: a namespace, a simulator and a manager watching the namespace.
 type harness struct {
 	t      *testing.T
@@ -96,7 +76,7 @@ type harness struct {
 	simURL string
 	api    *fifteenth.Client
 	scale  float64
-	logs   *syncBuffer
+	logs   *testenv.LogBuffer
 
 	stopMgr func()
 }
@@ -111,7 +91,7 @@ type harnessOpts struct {
 // simulator's time scale, as an operator configured for a time-scaled simulator would be.
 func newHarness(t *testing.T, o harnessOpts) *harness {
 	t.Helper()
-	h := &harness{t: t, g: NewWithT(t), ns: "t-" + rand.String(6), logs: &syncBuffer{}, scale: o.sim.TimeScale}
+	h := &harness{t: t, g: NewWithT(t), ns: "t-" + rand.String(6), logs: &testenv.LogBuffer{}, scale: o.sim.TimeScale}
 	if h.scale == 0 {
 		h.scale = 1
 	}

@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -34,30 +33,13 @@ const (
 	ns         = "e2e"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type e2e struct {
 	t       *testing.T
 	kubectl string
 	admin   string
 	root    string
 	simURL  string
-	logs    *lockedBuffer
+	logs    *testenv.LogBuffer
 }
 
 // k runs kubectl as the cluster admin (the user applying manifests).
@@ -175,7 +157,7 @@ func TestOperatorAsItsUsersRunIt(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte("15th_e2e_key\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &testenv.LogBuffer{}
 	e.logs = logs
 	cmd := exec.Command(manager, "--kubeconfig", saKubeconfig, "--api-url", srv.URL, "--api-key-file", keyFile,
 		"--leader-elect", "--leader-election-namespace", operatorNS,

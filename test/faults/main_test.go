@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -150,27 +149,10 @@ func restartAPIServer(t *testing.T) {
 	}).WithTimeout(time.Minute).WithPolling(100 * time.Millisecond).Should(Succeed())
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // proc is one manager process.
 type proc struct {
 	cmd  *exec.Cmd
-	logs *lockedBuffer
+	logs *testenv.LogBuffer
 	done chan struct{}
 }
 
@@ -239,7 +221,7 @@ func (w *world) setKey(key string) {
 }
 
 func (w *world) startManager(extra ...string) *proc {
-	p := &proc{logs: &lockedBuffer{}, done: make(chan struct{})}
+	p := &proc{logs: &testenv.LogBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(managerBin, append(append([]string{}, w.args...), extra...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	w.g.Expect(p.cmd.Start()).To(Succeed())
