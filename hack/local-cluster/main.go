@@ -30,22 +30,11 @@ func run(dir string, crds bool) error {
 		return err
 	}
 	defer func() { _ = env.Stop() }()
-	kc, err := testenv.AdminKubeconfig(env)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return err
-	}
 	path, err := filepath.Abs(filepath.Join(dir, "kubeconfig"))
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, kc, 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil { // readers never see half a file
+	if err := testenv.WriteAdminKubeconfig(env, path); err != nil {
 		return err
 	}
 	fmt.Println("kubeconfig", path)

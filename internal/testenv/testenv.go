@@ -63,11 +63,23 @@ func StartWith(o Options) (*envtest.Environment, *rest.Config, error) {
 	return env, cfg, nil
 }
 
-// AdminKubeconfig provisions a cluster-admin user and returns its kubeconfig.
-func AdminKubeconfig(env *envtest.Environment) ([]byte, error) {
+// WriteAdminKubeconfig provisions a cluster-admin user and writes its kubeconfig to path,
+// atomically: a reader polling for the file never sees half of it.
+func WriteAdminKubeconfig(env *envtest.Environment, path string) error {
 	u, err := env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return u.KubeConfig()
+	kc, err := u.KubeConfig()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, kc, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }

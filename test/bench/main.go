@@ -114,12 +114,8 @@ func run(o options) error {
 		return err
 	}
 	defer func() { _ = env.Stop() }()
-	kc, err := testenv.AdminKubeconfig(env)
-	if err != nil {
-		return err
-	}
 	b.kubeconfig = filepath.Join(b.dir, "kubeconfig")
-	if err := os.WriteFile(b.kubeconfig, kc, 0o600); err != nil {
+	if err := testenv.WriteAdminKubeconfig(env, b.kubeconfig); err != nil {
 		return err
 	}
 	cfg.QPS, cfg.Burst = 2000, 4000

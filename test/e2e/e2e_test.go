@@ -111,12 +111,8 @@ func TestOperatorAsItsUsersRunIt(t *testing.T) {
 	}
 	defer func() { _ = env.Stop() }()
 	dir := t.TempDir()
-	kc, err := testenv.AdminKubeconfig(env)
-	if err != nil {
-		t.Fatal(err)
-	}
 	e := &e2e{t: t, kubectl: filepath.Join(testenv.AssetsDir(), "kubectl"), admin: filepath.Join(dir, "admin.kubeconfig"), root: testenv.RepoRoot()}
-	if err := os.WriteFile(e.admin, kc, 0o600); err != nil {
+	if err := testenv.WriteAdminKubeconfig(env, e.admin); err != nil {
 		t.Fatal(err)
 	}
 	defaultDir := filepath.Join(e.root, "config", "default")

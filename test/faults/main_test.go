@@ -86,12 +86,8 @@ func run(m *testing.M) (int, error) {
 		}
 		_ = env.Stop()
 	}()
-	kc, err := testenv.AdminKubeconfig(env)
-	if err != nil {
-		return 0, err
-	}
 	kubeconfig = filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
+	if err := testenv.WriteAdminKubeconfig(env, kubeconfig); err != nil {
 		return 0, err
 	}
 	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
