@@ -175,13 +175,14 @@ func (r *LoginLinkReconciler) reconcile(ctx context.Context, ll *partnersv1.Logi
 		if secret != nil && !metav1.IsControlledBy(secret, ll) {
 			return r.secretConflict(ll, secretName)
 		}
-		if d = decideLink(r.input(fresh, secret, params, now)); d.Action == actionGenerate {
-			d.Renewal = d.Renewal && !in.TookOver
+		in = r.input(fresh, secret, params, now)
+		if d = decideLink(in); d.Action == actionGenerate {
 			return r.generate(ctx, ll, secret, secretName, params, target, d)
 		}
 	}
 
-	link, state := readSecret(secret)
+	// in describes secret (the fresh one when a generation was considered): no second read.
+	link, state := in.Link, in.State
 	if secret != nil && state == secretOK && secretMetaDrifted(secret, ll.Spec.SecretTemplate) {
 		patched := secret.DeepCopy()
 		setSecretMeta(patched, ll.Spec.SecretTemplate)
