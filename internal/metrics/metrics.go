@@ -101,6 +101,3 @@ func boolValue(b bool) float64 {
 	}
 	return 0
 }
-
-// Epoch is a non-zero time for tests that need every series exported.
-var Epoch = time.Unix(1, 0)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/yaml"
@@ -39,7 +40,7 @@ func TestAlertsReferToExportedMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Touch every vector so that Gather lists it.
-	im.SetLoginLink("ns", "n", true, im.Epoch, im.Epoch)
+	im.SetLoginLink("ns", "n", true, time.Unix(1, 0), time.Unix(1, 0))
 	im.AccountReady.WithLabelValues("ns", "n").Set(1)
 	im.ObserveRequest("create_account", 201, 0)
 	im.ObserveRateLimited("login-link", 0)

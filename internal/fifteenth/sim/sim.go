@@ -293,8 +293,8 @@ func newToken() string {
 	return string(out)
 }
 
-// window counts the events within the last per (real time) and returns the kept events and,
-// when the limit is reached, when a slot frees up.
+// window returns the events that lie within the last per (real time); callers compare their
+// number with the limit, and the oldest plus per is when a slot frees up.
 func window(events []time.Time, now time.Time, per time.Duration) []time.Time {
 	kept := events[:0]
 	for _, t := range events {
