@@ -32,7 +32,8 @@ const (
 	ReasonUnauthorized = "Unauthorized"
 	// ReasonExpired: the link expired and renewal is disabled.
 	ReasonExpired = "Expired"
-	// ReasonSuperseded: a newer LoginLink targets the same user; this one calls nothing.
+	// ReasonSuperseded: another LoginLink holds the same user (the newest eligible one does);
+	// this one calls nothing, and its Secret's link is removed once the holder generated.
 	ReasonSuperseded = "Superseded"
 	// ReasonSecretConflict: a Secret of that name exists and is not owned by this object.
 	ReasonSecretConflict = "SecretConflict"
@@ -49,8 +50,14 @@ const (
 	ReasonAccountMismatch = "AccountMismatch"
 	// ReasonAccountClaimed: another PartnerAccount already manages this account.
 	ReasonAccountClaimed = "AccountClaimed"
-	// ReasonLinksNotReady: the account is fine but a managed LoginLink is not Ready.
+	// ReasonLinksNotReady: the account is fine but a user has no Ready LoginLink holding it.
 	ReasonLinksNotReady = "LinksNotReady"
+	// ReasonAccountUnverified: Retrieve Account did not answer as expected, so the account's
+	// email could not be checked before adopting it; retried at the account sync period.
+	ReasonAccountUnverified = "AccountUnverified"
+	// ReasonLoginLinkConflict: a LoginLink with the name the PartnerAccount needs for its
+	// holder or spouse exists and is not owned by it (terminal until it is renamed or deleted).
+	ReasonLoginLinkConflict = "LoginLinkConflict"
 )
 
 // Annotations and labels of the operator.
@@ -58,6 +65,10 @@ const (
 	// AnnotationRenewRequestedAt on a LoginLink asks for a renewal now: an RFC 3339 time later
 	// than status.generatedAt triggers one generation.
 	AnnotationRenewRequestedAt = "partners.fifteenth.com/renew-requested-at"
+	// AnnotationHeldBy on a superseded LoginLink's Secret names the LoginLink that holds the
+	// user now; the Secret's login_link was removed because that LoginLink's generation
+	// invalidated it.
+	AnnotationHeldBy = "partners.fifteenth.com/held-by"
 	// LabelManagedBy marks the Secrets the operator writes (and the only ones it caches).
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	// ManagedByValue is the value of LabelManagedBy.
