@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -40,6 +41,19 @@ func init() {
 // envAPIKey is the environment variable holding the API key when --api-key-file is not set.
 const envAPIKey = "FIFTEENTH_API_KEY"
 
+// defaultNamespace is the namespace config/default installs the operator in.
+const defaultNamespace = "fifteenth-operator-system"
+
+// electionNamespace returns the namespace of the per-user election Leases.
+func electionNamespace(o options) string {
+	for _, ns := range []string{o.electionNamespace, os.Getenv("POD_NAMESPACE"), o.leaderElectionNS} {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			return ns
+		}
+	}
+	return defaultNamespace
+}
+
 type options struct {
 	apiURL              string
 	apiKeyFile          string
@@ -60,6 +74,7 @@ type options struct {
 	retryPeriod         time.Duration
 	gracefulShutdownTTL time.Duration
 	cacheSyncTimeout    time.Duration
+	electionNamespace   string
 }
 
 func main() {
@@ -82,6 +97,8 @@ func main() {
 	flag.DurationVar(&o.renewDeadline, "leader-election-renew-deadline", 10*time.Second, "Leader election renew deadline.")
 	flag.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second, "Leader election retry period.")
 	flag.DurationVar(&o.gracefulShutdownTTL, "graceful-shutdown-timeout", 30*time.Second, "How long to wait for reconciles to finish on shutdown.")
+	flag.StringVar(&o.electionNamespace, "election-namespace", "", "Namespace of the per-user election Leases (one per account user, so that one LoginLink generates at a time). "+
+		"Default: $POD_NAMESPACE, else --leader-election-namespace, else "+defaultNamespace+". Managers that share accounts must share it.")
 	flag.DurationVar(&o.cacheSyncTimeout, "cache-sync-timeout", 2*time.Minute, "Exit when the caches have not synced by then (usually missing RBAC; the log names the forbidden resource).")
 	zopts := zap.Options{}
 	zopts.BindFlags(flag.CommandLine)
@@ -126,7 +143,12 @@ func run(o options) error {
 	// Cache only the Secrets the operator writes: a cluster with many unrelated Secrets must
 	// not grow the manager's memory.
 	managed := labels.SelectorFromSet(labels.Set{partnersv1.LabelManagedBy: partnersv1.ManagedByValue})
-	cacheOpts := cache.Options{SyncPeriod: &o.syncPeriod, ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: managed}}}
+	// The per-user election Leases live in one namespace; only the operator's are cached.
+	electionNS := electionNamespace(o)
+	cacheOpts := cache.Options{SyncPeriod: &o.syncPeriod, ByObject: map[client.Object]cache.ByObject{
+		&corev1.Secret{}:        {Label: managed},
+		&coordinationv1.Lease{}: {Label: managed, Namespaces: map[string]cache.Config{electionNS: {}}},
+	}}
 	if o.watchNamespaces != "" {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range strings.Split(o.watchNamespaces, ",") {
@@ -155,8 +177,9 @@ func run(o options) error {
 	}
 	ctx := ctrl.SetupSignalHandler()
 	if err := controllers.Setup(ctx, mgr, controllers.Config{
-		API: api, AccountSyncPeriod: o.accountSyncPeriod,
-		Controller: controller.Options{MaxConcurrentReconciles: o.concurrency},
+		API: api, APIEndpoint: o.apiURL, APITimeout: o.apiTimeout, ElectionNamespace: electionNS,
+		AccountSyncPeriod: o.accountSyncPeriod,
+		Controller:        controller.Options{MaxConcurrentReconciles: o.concurrency},
 	}); err != nil {
 		return err
 	}
@@ -178,7 +201,7 @@ func run(o options) error {
 	go exitUnlessSynced(ctx, mgr, o.cacheSyncTimeout)
 	go exitAfterShutdownTimeout(ctx, o.gracefulShutdownTTL+15*time.Second)
 	log.Info("Starting manager", "apiURL", o.apiURL, "accountCreateLimit", o.createLimit.String(),
-		"loginLinkLimit", o.linkLimit.String(), "watchNamespaces", o.watchNamespaces)
+		"loginLinkLimit", o.linkLimit.String(), "watchNamespaces", o.watchNamespaces, "electionNamespace", electionNS)
 	return mgr.Start(ctx)
 }
 

@@ -10,42 +10,41 @@ import (
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
 )
 
-// Field indexes on LoginLinks.
+// Field indexes. Each is computed from facts known before any API call (the spec, or the
+// account a PartnerAccount recorded), never from what a LoginLink learned in its own status,
+// so that LoginLinks see each other before their first generation.
 const (
-	// indexAccountUser holds "<accountID>/<lower-case user email>" (the email empty for an
-	// unresolved primary holder): the LoginLinks that compete for one user's link.
-	indexAccountUser = "partners.fifteenth.com/account-user"
-	// indexAccountRef holds the name of the referenced PartnerAccount.
+	// indexAccountID holds a LoginLink's spec.accountID.
+	indexAccountID = "partners.fifteenth.com/account-id"
+	// indexAccountRef holds the name of the PartnerAccount a LoginLink references.
 	indexAccountRef = "partners.fifteenth.com/account-ref"
 	// indexClaimedAccount holds a PartnerAccount's status.accountID: who claims an account.
 	indexClaimedAccount = "partners.fifteenth.com/claimed-account"
+	// indexWantedAccount holds what a PartnerAccount without an account waits for: its
+	// spec.accountID or status.existingAccountID, and its lower-cased email ("email:<email>").
+	// A PartnerAccount that lost a claim is woken through it when the claimant goes.
+	indexWantedAccount = "partners.fifteenth.com/wanted-account"
 )
 
-// accountUserKey is the competition key of a LoginLink, or "" while its account is unknown.
-func accountUserKey(ll *partnersv1.LoginLink) string {
-	id := ll.Status.AccountID
-	if ll.Spec.AccountID != nil {
-		id = *ll.Spec.AccountID
-	}
-	if id == 0 {
-		return ""
-	}
-	user := ll.Spec.UserEmail
-	if user == "" {
-		user = ll.Status.UserEmail
-	}
-	return keyFor(id, user)
-}
+func idString(id int64) string { return strconv.FormatInt(id, 10) }
 
-func keyFor(accountID int64, user string) string {
-	return strconv.FormatInt(accountID, 10) + "/" + strings.ToLower(user)
+// wantedKeys are the indexWantedAccount values of a PartnerAccount.
+func wantedKeys(pa *partnersv1.PartnerAccount) []string {
+	keys := []string{"email:" + strings.ToLower(pa.Spec.Email)}
+	if id := pa.Spec.AccountID; id != nil {
+		keys = append(keys, idString(*id))
+	}
+	if id := pa.Status.ExistingAccountID; id != 0 {
+		keys = append(keys, idString(id))
+	}
+	return keys
 }
 
 // SetupIndexes registers the field indexes the controllers use.
 func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
-	if err := idx.IndexField(ctx, &partnersv1.LoginLink{}, indexAccountUser, func(o client.Object) []string {
-		if k := accountUserKey(o.(*partnersv1.LoginLink)); k != "" {
-			return []string{k}
+	if err := idx.IndexField(ctx, &partnersv1.LoginLink{}, indexAccountID, func(o client.Object) []string {
+		if id := o.(*partnersv1.LoginLink).Spec.AccountID; id != nil {
+			return []string{idString(*id)}
 		}
 		return nil
 	}); err != nil {
@@ -59,9 +58,14 @@ func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	}); err != nil {
 		return err
 	}
+	if err := idx.IndexField(ctx, &partnersv1.PartnerAccount{}, indexWantedAccount, func(o client.Object) []string {
+		return wantedKeys(o.(*partnersv1.PartnerAccount))
+	}); err != nil {
+		return err
+	}
 	return idx.IndexField(ctx, &partnersv1.PartnerAccount{}, indexClaimedAccount, func(o client.Object) []string {
 		if id := o.(*partnersv1.PartnerAccount).Status.AccountID; id != 0 {
-			return []string{strconv.FormatInt(id, 10)}
+			return []string{idString(id)}
 		}
 		return nil
 	})
@@ -75,14 +79,4 @@ func olderThan(a, b client.Object) bool {
 		return ta.Before(tb)
 	}
 	return a.GetNamespace()+"/"+a.GetName() < b.GetNamespace()+"/"+b.GetName()
-}
-
-// newerThan reports whether a was created after b (ties broken by namespace/name): the newest
-// LoginLink for a user is the active one.
-func newerThan(a, b *partnersv1.LoginLink) bool {
-	ta, tb := a.CreationTimestamp.Time, b.CreationTimestamp.Time
-	if !ta.Equal(tb) {
-		return ta.After(tb)
-	}
-	return a.Namespace+"/"+a.Name > b.Namespace+"/"+b.Name
 }

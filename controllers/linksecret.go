@@ -108,6 +108,7 @@ const (
 	secretMissing     secretState = iota // no Secret
 	secretAltered                        // keys missing or edited by hand
 	secretInterrupted                    // a generation started and did not finish
+	secretHandedOver                     // its link was removed: another LoginLink held the user
 	secretOK
 )
 
@@ -139,6 +140,9 @@ func readSecret(s *corev1.Secret) (storedLink, secretState) {
 	exp, errExp := time.Parse(time.RFC3339Nano, string(s.Data[partnersv1.SecretKeyExpiresAt]))
 	gen, errGen := time.Parse(time.RFC3339Nano, ann[annGeneratedAt])
 	l.AccountID, l.ExpiresAt, l.GeneratedAt = id, exp, gen
+	if _, handedOver := ann[partnersv1.AnnotationHeldBy]; handedOver && l.URL == "" {
+		return l, secretHandedOver
+	}
 	if l.URL == "" || errID != nil || errExp != nil || errGen != nil ||
 		ann[annChecksum] != checksum(s.Data, ann[annGeneratedAt], l.SpecHash) {
 		return l, secretAltered
@@ -171,6 +175,7 @@ func fillSecret(s *corev1.Secret, l storedLink, tmpl *partnersv1.SecretTemplate)
 		delete(s.Annotations, annRenewRequest)
 	}
 	delete(s.Annotations, annGenerating)
+	delete(s.Annotations, partnersv1.AnnotationHeldBy)
 }
 
 // setSecretMeta overlays the template's labels and annotations and the managed-by label on

@@ -19,9 +19,9 @@ type linkInput struct {
 	Jitter      float64
 	// RenewRequest is the value of the renew-requested-at annotation ("" when absent).
 	RenewRequest string
-	// TookOver is true when the LoginLink was superseded and is now the active one: the link
-	// it stored was invalidated by its successor.
-	TookOver bool
+	// Current is false when the user's Lease records a later generation than the stored link:
+	// another LoginLink (or a call of unknown outcome) invalidated it.
+	Current bool
 }
 
 type linkAction int
@@ -60,12 +60,14 @@ func decideLink(in linkInput) linkDecision {
 		return generate("the Secret was altered", false)
 	case secretInterrupted:
 		return generate("the previous generation was interrupted", false)
+	case secretHandedOver:
+		return generate("it holds the user again", false)
 	}
 	if in.Link.SpecHash != in.SpecHash {
 		return generate("the spec changed", false)
 	}
-	if in.TookOver {
-		return generate("it took over the user's link from a deleted LoginLink", false)
+	if !in.Current {
+		return generate("a later generation for the same user invalidated its link", false)
 	}
 	if in.RenewRequest != "" && in.RenewRequest != in.Link.RenewRequest {
 		if at, err := time.Parse(time.RFC3339Nano, in.RenewRequest); err == nil && at.After(in.Link.GeneratedAt) {

@@ -10,7 +10,7 @@ import (
 func TestDecideLink(t *testing.T) {
 	gen := time.Date(2024, 1, 15, 10, 0, 0, 0, time.UTC)
 	link := storedLink{URL: "x", GeneratedAt: gen, ExpiresAt: gen.Add(24 * time.Hour), SpecHash: "h1"}
-	base := linkInput{Now: gen.Add(time.Hour), Link: link, State: secretOK, SpecHash: "h1"}
+	base := linkInput{Now: gen.Add(time.Hour), Link: link, State: secretOK, SpecHash: "h1", Current: true}
 	with := func(f func(*linkInput)) linkInput { in := base; f(&in); return in }
 
 	tests := []struct {
@@ -37,7 +37,8 @@ func TestDecideLink(t *testing.T) {
 			in.RenewRequest = gen.Add(time.Hour).Format(time.RFC3339)
 			in.Link.RenewRequest = in.RenewRequest
 		}), actionWait, false, gen.Add(16 * time.Hour)},
-		{"taking over from a deleted competitor", with(func(in *linkInput) { in.TookOver = true }), actionGenerate, false, time.Time{}},
+		{"a later generation for the user invalidated the link", with(func(in *linkInput) { in.Current = false }), actionGenerate, false, time.Time{}},
+		{"a Secret handed over to another LoginLink", with(func(in *linkInput) { in.State = secretHandedOver }), actionGenerate, false, time.Time{}},
 		{"malformed renew request is ignored", with(func(in *linkInput) { in.RenewRequest = "soon" }), actionWait, false, gen.Add(16 * time.Hour)},
 	}
 	for _, tt := range tests {

@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -20,11 +21,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
+	"github.com/fifteenth/fifteenth-operator/internal/election"
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
 	"github.com/fifteenth/fifteenth-operator/internal/metrics"
 	"github.com/fifteenth/fifteenth-operator/internal/renewal"
@@ -85,6 +88,14 @@ func (r *PartnerAccountReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 
 func (r *PartnerAccountReconciler) reconcile(ctx context.Context, pa *partnersv1.PartnerAccount) (ctrl.Result, error) {
 	holder, spouse, err := r.ensureLoginLinks(ctx, pa)
+	var conflict *loginLinkConflict
+	if errors.As(err, &conflict) {
+		// Terminal: the LoginLink watch wakes this PartnerAccount when it is renamed or deleted.
+		r.setReady(pa, false, partnersv1.ReasonLoginLinkConflict, fmt.Sprintf(
+			"LoginLink %s exists and is not owned by this PartnerAccount, which needs that name for its %s's link: rename or delete it",
+			conflict.name, conflict.role))
+		return ctrl.Result{}, nil
+	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -105,8 +116,17 @@ func (r *PartnerAccountReconciler) reconcile(ctx context.Context, pa *partnersv1
 	}
 
 	next := r.observe(ctx, pa)
-	r.summarise(pa, holder, spouse)
+	if err := r.summarise(ctx, pa, holder); err != nil {
+		return ctrl.Result{}, err
+	}
 	return ctrl.Result{RequeueAfter: renewal.RequeueAfter(r.now(), next, minRequeue)}, nil
+}
+
+// loginLinkConflict is a LoginLink of the name a PartnerAccount needs that it does not own.
+type loginLinkConflict struct{ name, role string }
+
+func (e *loginLinkConflict) Error() string {
+	return fmt.Sprintf("LoginLink %s exists and is not owned by this PartnerAccount", e.name)
 }
 
 // ensureLoginLinks creates or updates the owned LoginLinks of the holder and the spouse.
@@ -121,18 +141,18 @@ func (r *PartnerAccountReconciler) ensureLoginLinks(ctx context.Context, pa *par
 	if holderSecret == "" {
 		holderSecret = pa.Name + "-login-link"
 	}
-	holder, err := r.ensureLoginLink(ctx, pa, pa.Name+"-holder", pa.Spec.Email, holderSecret, ls)
+	holder, err := r.ensureLoginLink(ctx, pa, pa.Name+"-holder", "holder", pa.Spec.Email, holderSecret, ls)
 	if err != nil {
 		return nil, nil, err
 	}
 	if pa.Spec.Spouse == nil {
 		return holder, nil, nil
 	}
-	spouse, err := r.ensureLoginLink(ctx, pa, pa.Name+"-spouse", pa.Spec.Spouse.Email, pa.Name+"-spouse-login-link", ls)
+	spouse, err := r.ensureLoginLink(ctx, pa, pa.Name+"-spouse", "spouse", pa.Spec.Spouse.Email, pa.Name+"-spouse-login-link", ls)
 	return holder, spouse, err
 }
 
-func (r *PartnerAccountReconciler) ensureLoginLink(ctx context.Context, pa *partnersv1.PartnerAccount, name, email, secretName string,
+func (r *PartnerAccountReconciler) ensureLoginLink(ctx context.Context, pa *partnersv1.PartnerAccount, name, role, email, secretName string,
 	ls *partnersv1.AccountLoginLinkSpec) (*partnersv1.LoginLink, error) {
 	ll := &partnersv1.LoginLink{ObjectMeta: metav1.ObjectMeta{Namespace: pa.Namespace, Name: name}}
 	want := partnersv1.LoginLinkSpec{
@@ -145,13 +165,17 @@ func (r *PartnerAccountReconciler) ensureLoginLink(ctx context.Context, pa *part
 		Renewal:          ls.Renewal,
 		SecretName:       secretName,
 	}
+	conflict := &loginLinkConflict{name: name, role: role}
 	_, err := controllerutil.CreateOrUpdate(ctx, r.Client, ll, func() error {
 		if !ll.CreationTimestamp.IsZero() && !metav1.IsControlledBy(ll, pa) {
-			return fmt.Errorf("LoginLink %s exists and is not owned by this PartnerAccount", name)
+			return conflict
 		}
 		ll.Spec = want
 		return controllerutil.SetControllerReference(pa, ll, r.Scheme())
 	})
+	if errors.As(err, &conflict) {
+		return nil, conflict
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot ensure LoginLink %s: %w", name, err)
 	}
@@ -173,11 +197,12 @@ func (r *PartnerAccountReconciler) ensureAccount(ctx context.Context, pa *partne
 	if fresh.ResourceVersion != pa.ResourceVersion {
 		return ctrl.Result{RequeueAfter: minRequeue}, true, nil
 	}
-	// A lost claim is looked at again once per sync period (the other PartnerAccount may be
-	// deleted meanwhile), not on every wake-up: each look may cost a create call.
+	// A lost claim costs no call to look at again (the claim is checked in the cache first),
+	// and the PartnerAccount watch wakes it when the claimant goes. An unverified adoption is
+	// looked at again once per sync period, whatever wakes it.
 	if c := meta.FindStatusCondition(pa.Status.Conditions, partnersv1.ConditionReady); c != nil &&
-		c.Reason == partnersv1.ReasonAccountClaimed && c.ObservedGeneration == pa.Generation {
-		if next := c.LastTransitionTime.Add(r.syncPeriod()); r.now().Before(next) {
+		c.Reason == partnersv1.ReasonAccountUnverified && pa.Status.LastSyncTime != nil {
+		if next := pa.Status.LastSyncTime.Add(r.syncPeriod()); r.now().Before(next) {
 			return ctrl.Result{RequeueAfter: renewal.RequeueAfter(r.now(), next, minRequeue)}, true, nil
 		}
 	}
@@ -203,11 +228,11 @@ func (r *PartnerAccountReconciler) ensureAccount(ctx context.Context, pa *partne
 		r.seed(ctx, spouse, int64(acct.ID), acct.Spouse.Email, acct.Spouse.LoginLink, acct.Spouse.LoginLinkExpiresAt, acct.CreatedAt)
 	}
 	r.setAccount(pa, acct)
-	pa.Status.LastSyncTime = &metav1.Time{Time: r.now()} // the answer told us its status
-	pa.Status.LoginLinkExpiresAt = &metav1.Time{Time: acct.LoginLinkExpiresAt}
+	pa.Status.LastSyncTime = statusTime(r.now()) // the answer told us its status
+	pa.Status.LoginLinkExpiresAt = statusTime(acct.LoginLinkExpiresAt)
 	msg := fmt.Sprintf("created Fifteenth account %d for %s", acct.ID, acct.Email)
 	r.setReady(pa, true, partnersv1.ReasonCreated, msg)
-	r.Recorder.Eventf(pa, nil, corev1.EventTypeNormal, EventCreated, "Create", msg)
+	r.Recorder.Eventf(pa, nil, corev1.EventTypeNormal, EventCreated, "Create", "%s", msg)
 	logf.FromContext(ctx).Info("Created a Fifteenth account", "account", int64(acct.ID))
 	return ctrl.Result{}, false, nil
 }
@@ -233,35 +258,37 @@ func (r *PartnerAccountReconciler) seed(ctx context.Context, ll *partnersv1.Logi
 	}
 }
 
-// createFailed handles a failed creation. A 409 means the account exists (perhaps created by
-// an earlier attempt whose answer was lost): it is adopted.
+// createFailed handles a failed creation (decideCreateFailure). A 409 means the account
+// exists (perhaps created by an earlier attempt whose answer was lost): it is adopted.
 func (r *PartnerAccountReconciler) createFailed(ctx context.Context, pa *partnersv1.PartnerAccount, err error) (ctrl.Result, bool, error) {
-	if apiErr, ok := fifteenth.AsError(err); ok && apiErr.Code == fifteenth.CodeDuplicateEmail {
-		if id, ok := apiErr.ExistingAccountID(); ok {
-			pa.Status.ExistingAccountID = int64(id)
-			return r.adopt(ctx, pa, int64(id), apiErr)
+	v := decideCreateFailure(err)
+	if v.adoptID != 0 {
+		pa.Status.ExistingAccountID = v.adoptID
+		apiErr, _ := fifteenth.AsError(err)
+		return r.adopt(ctx, pa, v.adoptID, apiErr)
+	}
+	res, err := r.apply(pa, v, err)
+	return res, true, err
+}
+
+// apply shows a verdict that ends the pass and says when to look again.
+func (r *PartnerAccountReconciler) apply(pa *partnersv1.PartnerAccount, v verdict, cause error) (ctrl.Result, error) {
+	r.failed(pa, v.reason, v.message)
+	switch v.step {
+	case stepBackoff:
+		return ctrl.Result{}, cause
+	case stepRetryAt:
+		now := r.now()
+		if v.retryAt.IsZero() {
+			return ctrl.Result{RequeueAfter: r.syncPeriod()}, nil
 		}
+		// Many PartnerAccounts wait for the same reset: spread them over a short window (a
+		// tenth of the wait, at most two seconds), so that they do not all wake at once.
+		spread := min(2*time.Second, max(100*time.Millisecond, v.retryAt.Sub(now)/10))
+		at := v.retryAt.Add(time.Duration(renewal.Jitter(string(pa.UID)) * float64(spread)))
+		return ctrl.Result{RequeueAfter: renewal.RequeueAfter(now, at, minRequeue)}, nil
 	}
-	if at, limited := fifteenth.RetryAt(err); limited {
-		r.setReady(pa, false, partnersv1.ReasonRateLimited,
-			fmt.Sprintf("the account-creation rate limit applies; the next try is at %s", at.UTC().Format(time.RFC3339)))
-		return ctrl.Result{RequeueAfter: renewal.RequeueAfter(r.now(), at, minRequeue)}, true, nil
-	}
-	switch {
-	case fifteenth.IsTerminal(err):
-		reason := partnersv1.ReasonValidationFailed
-		if e, _ := fifteenth.AsError(err); e.StatusCode == 401 || e.StatusCode == 403 {
-			reason = partnersv1.ReasonUnauthorized
-			r.failed(pa, reason, err)
-			return ctrl.Result{}, true, err // backoff: a rotated key fixes it
-		}
-		r.failed(pa, reason, err)
-		return ctrl.Result{}, true, nil // terminal until the spec changes
-	default:
-		// The account may or may not exist now: the retry meets a 409 if it does.
-		r.failed(pa, partnersv1.ReasonAPIUnavailable, err)
-		return ctrl.Result{}, true, err
-	}
+	return ctrl.Result{}, nil
 }
 
 // adopt takes over an existing account after checking that it is the client's and that no
@@ -274,56 +301,27 @@ func (r *PartnerAccountReconciler) adopt(ctx context.Context, pa *partnersv1.Par
 		return res, true, err
 	}
 	acct, err := r.API.GetAccount(ctx, fifteenth.AccountID(id))
-	switch {
-	case err == nil:
-		if !strings.EqualFold(acct.Email, pa.Spec.Email) {
-			r.mismatch(pa, fmt.Sprintf("account %d belongs to %s, not to spec.email %s", id, acct.Email, pa.Spec.Email), dup != nil)
-			return ctrl.Result{}, true, nil
+	if v := decideAdoption(&pa.Spec, id, acct, err, dup != nil); v.step != stepProceed {
+		if err == nil {
+			err = errors.New(v.message)
 		}
-		if s := pa.Spec.Spouse; s != nil && (acct.Spouse == nil || !strings.EqualFold(acct.Spouse.Email, s.Email)) {
-			r.mismatch(pa, fmt.Sprintf("account %d has no spouse with email %s, and the API cannot add one", id, s.Email), dup != nil)
-			return ctrl.Result{}, true, nil
+		if v.reason == partnersv1.ReasonAccountUnverified {
+			pa.Status.LastSyncTime = statusTime(r.now())
 		}
-		r.setAccount(pa, acct)
-		pa.Status.LastSyncTime = &metav1.Time{Time: r.now()}
-	case fifteenth.HasCode(err, fifteenth.CodeAccountNotFound):
-		r.failed(pa, partnersv1.ReasonAccountNotFound, err)
-		return ctrl.Result{}, true, nil
-	case fifteenth.IsRetryable(err) && !isUnexpectedRoute(err):
-		r.failed(pa, partnersv1.ReasonAPIUnavailable, err)
-		return ctrl.Result{}, true, err
-	default:
-		// Retrieve Account answered something unexpected: carry on without it, trusting the
-		// 409's email or the spec's accountID.
-		logf.FromContext(ctx).Info("Retrieve Account answered unexpectedly; adopting without checking the email", "account", id, "error", err.Error())
-		if dup != nil && dup.DetailString("email") != "" && !strings.EqualFold(dup.DetailString("email"), pa.Spec.Email) {
-			r.mismatch(pa, fmt.Sprintf("email %s is already used by account %d", dup.DetailString("email"), id), true)
-			return ctrl.Result{}, true, nil
-		}
-		pa.Status.AccountID = id
-		pa.Status.LastSyncTime = &metav1.Time{Time: r.now()}
-		if pa.Status.AccountStatus == "" {
-			pa.Status.AccountStatus = fifteenth.AccountActive
-		}
+		res, err := r.apply(pa, v, err)
+		return res, true, err
 	}
+	r.setAccount(pa, acct)
+	pa.Status.LastSyncTime = statusTime(r.now())
 	how := "adopted"
 	if dup != nil {
 		how = "adopted (its email was already registered)"
 	}
 	msg := fmt.Sprintf("%s Fifteenth account %d", how, id)
 	r.setReady(pa, true, partnersv1.ReasonAdopted, msg)
-	r.Recorder.Eventf(pa, nil, corev1.EventTypeNormal, EventAdopted, "Adopt", msg)
+	r.Recorder.Eventf(pa, nil, corev1.EventTypeNormal, EventAdopted, "Adopt", "%s", msg)
 	logf.FromContext(ctx).Info("Adopted a Fifteenth account", "account", id, "afterConflict", dup != nil)
 	return ctrl.Result{}, false, nil
-}
-
-func (r *PartnerAccountReconciler) mismatch(pa *partnersv1.PartnerAccount, msg string, fromCreate bool) {
-	reason := partnersv1.ReasonAccountMismatch
-	if fromCreate {
-		reason = partnersv1.ReasonValidationFailed
-	}
-	r.setReady(pa, false, reason, msg)
-	r.Recorder.Eventf(pa, nil, corev1.EventTypeWarning, EventCreateFailed, "Adopt", msg)
 }
 
 // isUnexpectedRoute reports answers that say the route itself is not as CONTRACT.md infers:
@@ -344,7 +342,7 @@ func (r *PartnerAccountReconciler) setAccount(pa *partnersv1.PartnerAccount, a *
 		pa.Status.AccountStatus = a.Status
 	}
 	if !a.CreatedAt.IsZero() {
-		pa.Status.CreatedAt = &metav1.Time{Time: a.CreatedAt}
+		pa.Status.CreatedAt = statusTime(a.CreatedAt)
 	}
 	pa.Status.Spouse = nil
 	if a.Spouse != nil {
@@ -384,8 +382,13 @@ func (r *PartnerAccountReconciler) lostClaim(pa *partnersv1.PartnerAccount, id i
 	pa.Status.AccountID = 0
 	pa.Status.AccountStatus = ""
 	pa.Status.Spouse = nil
+	pa.Status.Users = nil
+	who := "another PartnerAccount"
+	if other.Namespace == pa.Namespace {
+		who = "PartnerAccount " + other.Name
+	}
 	r.setReady(pa, false, partnersv1.ReasonAccountClaimed,
-		fmt.Sprintf("account %d is managed by PartnerAccount %s/%s; delete one of the two", id, other.Namespace, other.Name))
+		fmt.Sprintf("account %d is managed by %s; this one takes over when that one is deleted", id, who))
 	return ctrl.Result{}, nil
 }
 
@@ -395,7 +398,7 @@ func (r *PartnerAccountReconciler) observe(ctx context.Context, pa *partnersv1.P
 	if last := pa.Status.LastSyncTime; last != nil && now.Before(last.Add(r.syncPeriod())) {
 		return last.Add(r.syncPeriod())
 	}
-	pa.Status.LastSyncTime = &metav1.Time{Time: now}
+	pa.Status.LastSyncTime = statusTime(now)
 	acct, err := r.API.GetAccount(ctx, fifteenth.AccountID(pa.Status.AccountID))
 	if err != nil {
 		// A single warning, never a failure: observation is best effort.
@@ -416,32 +419,65 @@ func (r *PartnerAccountReconciler) observe(ctx context.Context, pa *partnersv1.P
 	return now.Add(r.syncPeriod())
 }
 
-// summarise sets Ready from the account's status and its LoginLinks.
-func (r *PartnerAccountReconciler) summarise(pa *partnersv1.PartnerAccount, holder, spouse *partnersv1.LoginLink) {
-	if pa.Status.AccountStatus == fifteenth.AccountSuspended {
-		r.setReady(pa, false, partnersv1.ReasonAccountSuspended,
-			fmt.Sprintf("account %d is suspended; its links are not renewed until it is active", pa.Status.AccountID))
-		return
-	}
+// summarise sets Ready and status.users from the account's status and the LoginLinks that
+// hold its users (decideReady).
+func (r *PartnerAccountReconciler) summarise(ctx context.Context, pa *partnersv1.PartnerAccount, holder *partnersv1.LoginLink) error {
 	if holder.Status.ExpiresAt != nil {
 		pa.Status.LoginLinkExpiresAt = holder.Status.ExpiresAt
 	}
-	for _, ll := range []*partnersv1.LoginLink{holder, spouse} {
-		if ll == nil {
-			continue
-		}
-		c := meta.FindStatusCondition(ll.Status.Conditions, partnersv1.ConditionReady)
-		if c != nil && c.Status == metav1.ConditionFalse && c.Reason != partnersv1.ReasonAccountNotReady {
-			r.setReady(pa, false, partnersv1.ReasonLinksNotReady, fmt.Sprintf("LoginLink %s: %s: %s", ll.Name, c.Reason, c.Message))
-			return
-		}
+	links, users, err := accountLinks(ctx, r.Client, &r.deps, pa.Status.AccountID)
+	if err != nil {
+		return err
 	}
-	reason, msg := partnersv1.ReasonAccountReady, fmt.Sprintf("account %d is %s and its links are kept", pa.Status.AccountID, pa.Status.AccountStatus)
+	want := []struct{ email, role string }{{pa.Spec.Email, "holder"}}
+	if s := pa.Spec.Spouse; s != nil {
+		want = append(want, struct{ email, role string }{s.Email, "spouse"})
+	}
+	holds := make([]userHold, 0, len(want))
+	pa.Status.Users = nil
+	for _, w := range want {
+		u := userHold{email: strings.ToLower(w.email), role: w.role}
+		var cands []election.Candidate
+		byUID := map[types.UID]*partnersv1.LoginLink{}
+		for i := range links {
+			if users[i] == u.email {
+				cands = append(cands, candidateOf(&links[i], eligible(&links[i])))
+				byUID[links[i].UID] = &links[i]
+			}
+		}
+		if h, ok := election.Holder(cands); ok {
+			ll := byUID[h.UID]
+			if ll.Namespace != pa.Namespace {
+				u.otherNamespace = true
+			} else {
+				u.heldBy = ll.Name
+			}
+			c := meta.FindStatusCondition(ll.Status.Conditions, partnersv1.ConditionReady)
+			u.ready = c != nil && c.Status == metav1.ConditionTrue
+			u.pending = c == nil || c.Reason == partnersv1.ReasonAccountNotReady || c.ObservedGeneration != ll.Generation
+			if c != nil {
+				u.reason, u.message = c.Reason, c.Message
+			}
+		} else if len(cands) > 0 {
+			if c := meta.FindStatusCondition(byUID[cands[0].UID].Status.Conditions, partnersv1.ConditionReady); c != nil {
+				u.reason, u.message = c.Reason, c.Message
+			}
+		}
+		holds = append(holds, u)
+		pa.Status.Users = append(pa.Status.Users, partnersv1.AccountUserStatus{Email: u.email, Role: u.role, HeldBy: u.heldBy})
+	}
+	v := decideReady(pa.Status.AccountID, pa.Status.AccountStatus, holds)
+	if v.step != stepProceed {
+		r.setReady(pa, false, v.reason, v.message)
+		return nil
+	}
+	reason, msg := v.reason, v.message
 	if c := meta.FindStatusCondition(pa.Status.Conditions, partnersv1.ConditionReady); c != nil && c.Status == metav1.ConditionTrue &&
 		(c.Reason == partnersv1.ReasonCreated || c.Reason == partnersv1.ReasonAdopted) && c.ObservedGeneration == pa.Generation {
 		reason, msg = c.Reason, c.Message
 	}
 	r.setReady(pa, true, reason, msg)
+	return nil
 }
 
 var paTerminalReasons = map[string]bool{
@@ -456,16 +492,20 @@ func (r *PartnerAccountReconciler) terminalHold(pa *partnersv1.PartnerAccount) b
 	return c != nil && c.Status == metav1.ConditionFalse && paTerminalReasons[c.Reason] && c.ObservedGeneration == pa.Generation
 }
 
-func (r *PartnerAccountReconciler) failed(pa *partnersv1.PartnerAccount, reason string, err error) {
-	r.setReady(pa, false, reason, err.Error())
-	r.Recorder.Eventf(pa, nil, corev1.EventTypeWarning, EventCreateFailed, "Create", "%s: %s", reason, err.Error())
+// failed shows a failure; a Warning Event goes out when the reason changed, not on every retry.
+func (r *PartnerAccountReconciler) failed(pa *partnersv1.PartnerAccount, reason, msg string) {
+	if r.setReady(pa, false, reason, msg) {
+		r.Recorder.Eventf(pa, nil, corev1.EventTypeWarning, EventCreateFailed, "Create", "%s: %s", reason, msg)
+	}
 }
 
-func (r *PartnerAccountReconciler) setReady(pa *partnersv1.PartnerAccount, ready bool, reason, msg string) {
-	setReadyCondition(&pa.Status.Conditions, &pa.Status.ObservedGeneration, pa.Generation, ready, reason, msg)
+func (r *PartnerAccountReconciler) setReady(pa *partnersv1.PartnerAccount, ready bool, reason, msg string) bool {
+	return setReadyCondition(&pa.Status.Conditions, &pa.Status.ObservedGeneration, pa.Generation, ready, reason, msg)
 }
 
-// SetupWithManager registers the controller; it reacts to its LoginLinks' status too.
+// SetupWithManager registers the controller. Besides its own spec, it reacts to the
+// LoginLinks that hold its users or take the names it needs, and to the PartnerAccounts that
+// claim the account it waits for.
 func (r *PartnerAccountReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
 	if opts.RateLimiter == nil {
 		opts.RateLimiter = workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](DefaultBaseBackoff, DefaultMaxBackoff)
@@ -474,6 +514,60 @@ func (r *PartnerAccountReconciler) SetupWithManager(mgr ctrl.Manager, opts contr
 		Named("partneraccount").
 		For(&partnersv1.PartnerAccount{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&partnersv1.LoginLink{}).
+		Watches(&partnersv1.LoginLink{}, handler.EnqueueRequestsFromMapFunc(r.ofLoginLink)).
+		Watches(&partnersv1.PartnerAccount{}, handler.EnqueueRequestsFromMapFunc(r.waitingFor)).
 		WithOptions(opts).
 		Complete(r)
+}
+
+// ofLoginLink maps a LoginLink to the PartnerAccounts whose users it may hold (by reference,
+// or by the account ID they claim) and to the one whose holder or spouse name it takes.
+func (r *PartnerAccountReconciler) ofLoginLink(ctx context.Context, o client.Object) []reconcile.Request {
+	ll := o.(*partnersv1.LoginLink)
+	var reqs []reconcile.Request
+	add := func(ns, name string) {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}})
+	}
+	if ref := ll.Spec.AccountRef; ref != nil {
+		add(ll.Namespace, ref.Name)
+	}
+	for _, suffix := range []string{"-holder", "-spouse"} {
+		if name, ok := strings.CutSuffix(ll.Name, suffix); ok && name != "" {
+			add(ll.Namespace, name)
+		}
+	}
+	if id := ll.Spec.AccountID; id != nil {
+		pas, err := r.claimantsIn(ctx, r.Client, *id)
+		if err != nil {
+			logf.FromContext(ctx).Error(err, "Could not find the PartnerAccounts of an account to wake them", "account", *id)
+		}
+		for _, pa := range pas {
+			add(pa.Namespace, pa.Name)
+		}
+	}
+	return reqs
+}
+
+// waitingFor maps a PartnerAccount to the others that wait for its account (they lost the
+// claim to it, or meet its email): when it goes, the next one takes over at once.
+func (r *PartnerAccountReconciler) waitingFor(ctx context.Context, o client.Object) []reconcile.Request {
+	pa := o.(*partnersv1.PartnerAccount)
+	keys := []string{"email:" + strings.ToLower(pa.Spec.Email)}
+	if id := pa.Status.AccountID; id != 0 {
+		keys = append(keys, idString(id))
+	}
+	var reqs []reconcile.Request
+	for _, k := range keys {
+		var list partnersv1.PartnerAccountList
+		if err := r.List(ctx, &list, client.MatchingFields{indexWantedAccount: k}); err != nil {
+			logf.FromContext(ctx).Error(err, "Could not list the PartnerAccounts waiting for an account")
+			continue
+		}
+		for i := range list.Items {
+			if w := &list.Items[i]; w.UID != pa.UID && w.Status.AccountID == 0 {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(w)})
+			}
+		}
+	}
+	return reqs
 }

@@ -226,9 +226,18 @@ func TestPartnerAccountImmutability(t *testing.T) {
 			g.Expect(err.Error()).To(ContainSubstring(tt.want))
 		})
 	}
-	// accountID may be set once (to move a created account under GitOps), then never changed.
+	// accountID added later is refused (it was silently ignored), unless it pins the account
+	// the PartnerAccount already manages (to move a created account under GitOps); then it
+	// never changes.
 	cur := &partnersv1.PartnerAccount{}
 	g.Expect(k8s.Get(ctx, keyOf(ns, "fixed"), cur)).To(Succeed())
+	cur.Spec.AccountID = &id
+	g.Expect(k8s.Update(ctx, cur)).To(MatchError(ContainSubstring("spec.accountID can be added only with the value of status.accountID")))
+	g.Expect(k8s.Get(ctx, keyOf(ns, "fixed"), cur)).To(Succeed())
+	cur.Status.AccountID = id
+	g.Expect(k8s.Status().Update(ctx, cur)).To(Succeed())
+	cur.Spec.AccountID = ptr.To[int64](4)
+	g.Expect(k8s.Update(ctx, cur)).To(MatchError(ContainSubstring("spec.accountID can be added only with the value of status.accountID")))
 	cur.Spec.AccountID = &id
 	g.Expect(k8s.Update(ctx, cur)).To(Succeed())
 	cur.Spec.AccountID = ptr.To[int64](6)

@@ -121,6 +121,11 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	h.startManager(o.syncPeriod)
 	t.Cleanup(func() {
 		h.stopManager()
+		if t.Failed() {
+			if dir := os.Getenv("TEST_LOG_DIR"); dir != "" {
+				_ = os.WriteFile(dir+"/"+t.Name()+".log", []byte(h.logs.String()), 0o600)
+			}
+		}
 		h.assertNoSecretsLeaked()
 	})
 	return h
@@ -140,7 +145,7 @@ func (h *harness) startManager(syncPeriod time.Duration) {
 	h.g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
 	h.g.Expect(controllers.Setup(ctx, mgr, controllers.Config{
-		API: h.api, AccountSyncPeriod: syncPeriod,
+		API: h.api, APIEndpoint: h.simURL, APITimeout: 5 * time.Second, ElectionNamespace: h.ns, AccountSyncPeriod: syncPeriod,
 		Controller: controller.Options{SkipNameValidation: ptr.To(true), MaxConcurrentReconciles: 4},
 	})).To(Succeed())
 	done := make(chan struct{})

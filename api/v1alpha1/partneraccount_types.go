@@ -75,7 +75,9 @@ type PartnerAccountSpec struct {
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spouse is immutable: the Fifteenth API cannot change it; create a new PartnerAccount"
 	Spouse *SpouseSpec `json:"spouse,omitempty"`
-	// AccountID adopts an existing account instead of creating one.
+	// AccountID adopts an existing account instead of creating one. Added later, it must
+	// equal status.accountID (to pin the account this PartnerAccount already manages); once
+	// set it cannot change.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	AccountID *int64 `json:"accountID,omitempty"`
@@ -95,6 +97,18 @@ type SpouseStatus struct {
 	// Status is invited or pending.
 	// +optional
 	Status string `json:"status,omitempty"`
+}
+
+// AccountUserStatus says which LoginLink holds one user of the account.
+type AccountUserStatus struct {
+	// Email of the user.
+	Email string `json:"email"`
+	// Role is holder or spouse.
+	Role string `json:"role"`
+	// HeldBy is the LoginLink in this namespace that holds the user's link (the newest one
+	// for the user that can keep a link); empty when none does.
+	// +optional
+	HeldBy string `json:"heldBy,omitempty"`
 }
 
 // PartnerAccountStatus is the observed state of a PartnerAccount. It never holds a link.
@@ -125,6 +139,11 @@ type PartnerAccountStatus struct {
 	// LoginLinkExpiresAt is when the holder's current link expires.
 	// +optional
 	LoginLinkExpiresAt *metav1.Time `json:"loginLinkExpiresAt,omitempty"`
+	// Users are the account's users (holder, spouse) and the LoginLink that holds each.
+	// +optional
+	// +listType=map
+	// +listMapKey=email
+	Users []AccountUserStatus `json:"users,omitempty"`
 	// LastSyncTime is when the account was last read from the API.
 	// +optional
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
@@ -148,6 +167,8 @@ type PartnerAccountStatus struct {
 // +kubebuilder:printcolumn:name="Link-Expires",type=string,JSONPath=`.status.loginLinkExpiresAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.accountID) || has(oldSelf.spec.accountID) || (has(self.status) && has(self.status.accountID) && self.status.accountID == self.spec.accountID)",message="spec.accountID can be added only with the value of status.accountID, the account this PartnerAccount already manages; to adopt another account, create a new PartnerAccount"
 
 // PartnerAccount is a client's Fifteenth account, created exactly once, with the holder's
 // (and the spouse's) login links kept in Secrets.

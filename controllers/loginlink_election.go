@@ -1,0 +1,246 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
+	"github.com/fifteenth/fifteenth-operator/internal/election"
+)
+
+// reconcileElection ends the pass of a LoginLink that does not hold its user: the newest
+// eligible LoginLink for the user does (package election). The cache decides here; a
+// generation confirms against the user's Lease.
+func (r *LoginLinkReconciler) reconcileElection(ctx context.Context, s *linkScope) (ctrl.Result, bool, error) {
+	cands, err := r.candidates(ctx, s.ll, s.target)
+	if err != nil {
+		return ctrl.Result{}, true, err
+	}
+	holder, _ := election.Holder(cands)
+	if holder.UID == s.me.UID {
+		return ctrl.Result{}, false, nil
+	}
+	return ctrl.Result{}, true, r.superseded(ctx, s, holder)
+}
+
+// superseded reports that holder keeps the user, and removes this LoginLink's link from its
+// Secret once a later generation made it invalid.
+func (r *LoginLinkReconciler) superseded(ctx context.Context, s *linkScope, holder election.Candidate) error {
+	ll := s.ll
+	name, sameNS := localName(ll.Namespace, holder.ID)
+	who := "a LoginLink in another namespace"
+	if sameNS {
+		who = "LoginLink " + name
+	}
+	msg := fmt.Sprintf("%s holds %s on account %d (the newest LoginLink for the user that can keep a link); this one calls nothing until that changes",
+		who, strings.ToLower(s.target.user), s.target.accountID)
+	if r.setReady(ll, false, partnersv1.ReasonSuperseded, msg) {
+		var related *partnersv1.LoginLink
+		if sameNS {
+			related = &partnersv1.LoginLink{ObjectMeta: metav1.ObjectMeta{Namespace: ll.Namespace, Name: name, UID: holder.UID}}
+			related.SetGroupVersionKind(partnersv1.GroupVersion.WithKind("LoginLink"))
+		}
+		if related != nil {
+			r.Recorder.Eventf(ll, related, corev1.EventTypeNormal, EventSuperseded, "Supersede", msg)
+		} else {
+			r.Recorder.Eventf(ll, nil, corev1.EventTypeNormal, EventSuperseded, "Supersede", msg)
+		}
+	}
+	return r.retireStaleLink(ctx, s)
+}
+
+// retireStaleLink removes the link from the LoginLink's Secret when the user's Lease says a
+// later generation invalidated it, and names the LoginLink that holds the user now in the
+// annotation partners.fifteenth.com/held-by. A link nobody replaced yet stays: a newcomer
+// that fails must not cost a working link. The removal is also the durable record that the
+// LoginLink must generate when it holds the user again.
+func (r *LoginLinkReconciler) retireStaleLink(ctx context.Context, s *linkScope) error {
+	if s.secret == nil || !metav1.IsControlledBy(s.secret, s.ll) || len(s.secret.Data[partnersv1.SecretKeyLoginLink]) == 0 {
+		return nil
+	}
+	link, _ := readSecret(s.secret)
+	if s.record.Current(s.ll.UID, stamp(link.GeneratedAt)) {
+		return nil
+	}
+	// The cache may be behind our own last generation: confirm with a live read.
+	live, err := r.Elector.Live(ctx, s.key)
+	if err != nil || live.Current(s.ll.UID, stamp(link.GeneratedAt)) {
+		return err
+	}
+	holder := ""
+	if live != nil {
+		if name, ok := localName(s.ll.Namespace, live.Holder.ID); ok {
+			holder = name
+		}
+	}
+	patched := s.secret.DeepCopy()
+	delete(patched.Data, partnersv1.SecretKeyLoginLink)
+	delete(patched.Data, partnersv1.SecretKeyExpiresAt)
+	if patched.Annotations == nil {
+		patched.Annotations = map[string]string{}
+	}
+	patched.Annotations[partnersv1.AnnotationHeldBy] = holder
+	delete(patched.Annotations, annChecksum)
+	if err := r.Patch(ctx, patched, client.MergeFrom(s.secret)); err != nil {
+		return fmt.Errorf("cannot remove the invalidated link from Secret %s: %w", s.secretName, err)
+	}
+	s.secret = patched
+	logf.FromContext(ctx).Info("Removed an invalidated link from the Secret", "secret", s.secretName, "heldBy", holder)
+	return nil
+}
+
+// localName returns the name in a "<namespace>/<name>" ID and whether it is in namespace ns.
+func localName(ns, id string) (string, bool) {
+	n, name, ok := strings.Cut(id, "/")
+	return name, ok && n == ns
+}
+
+// candidateOf describes a LoginLink in the election.
+func candidateOf(ll *partnersv1.LoginLink, eligible bool) election.Candidate {
+	return election.Candidate{ID: ll.Namespace + "/" + ll.Name, UID: ll.UID, Created: ll.CreationTimestamp.Time, Eligible: eligible}
+}
+
+// eligible reports whether a LoginLink, as its status shows it, can keep a link: not being
+// deleted, no terminal failure of its current spec, no Secret it may not write, no expired
+// link it may not renew. Transient states (rate limits, an unavailable API, a suspended
+// account, being superseded) keep it eligible.
+func eligible(ll *partnersv1.LoginLink) bool {
+	if !ll.DeletionTimestamp.IsZero() {
+		return false
+	}
+	c := meta.FindStatusCondition(ll.Status.Conditions, partnersv1.ConditionReady)
+	if c == nil || c.Status != metav1.ConditionFalse || c.ObservedGeneration != ll.Generation {
+		return true
+	}
+	switch {
+	case terminalReasons[c.Reason]:
+		return renewRequestedAfter(ll, ll.Status.LastFailureTime)
+	case c.Reason == partnersv1.ReasonSecretConflict, c.Reason == partnersv1.ReasonExpired:
+		return false
+	}
+	return true
+}
+
+// claimants returns the PartnerAccounts that claim an account, oldest first.
+func (d *deps) claimantsIn(ctx context.Context, c client.Reader, id int64) ([]partnersv1.PartnerAccount, error) {
+	var list partnersv1.PartnerAccountList
+	if err := c.List(ctx, &list, client.MatchingFields{indexClaimedAccount: idString(id)}); err != nil {
+		return nil, fmt.Errorf("cannot list the PartnerAccounts of account %d: %w", id, err)
+	}
+	out := list.Items[:0]
+	for _, pa := range list.Items {
+		if pa.DeletionTimestamp.IsZero() {
+			out = append(out, pa)
+		}
+	}
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && olderThan(&out[j], &out[j-1]); j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out, nil
+}
+
+func (r *LoginLinkReconciler) claimants(ctx context.Context, id int64) ([]partnersv1.PartnerAccount, error) {
+	return r.claimantsIn(ctx, r.Client, id)
+}
+
+// accountLinks returns the LoginLinks that act on an account, by spec.accountID or through a
+// PartnerAccount that claims it, with the user each acts for ("" while unknown).
+func accountLinks(ctx context.Context, c client.Reader, d *deps, id int64) ([]partnersv1.LoginLink, []string, error) {
+	pas, err := d.claimantsIn(ctx, c, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	holderEmail := ""
+	if len(pas) > 0 {
+		holderEmail = pas[0].Spec.Email
+	}
+	var byID partnersv1.LoginLinkList
+	if err := c.List(ctx, &byID, client.MatchingFields{indexAccountID: idString(id)}); err != nil {
+		return nil, nil, fmt.Errorf("cannot list the LoginLinks of account %d: %w", id, err)
+	}
+	links, users := byID.Items, make([]string, 0, len(byID.Items))
+	for i := range byID.Items {
+		ll := &byID.Items[i]
+		u := ll.Spec.UserEmail
+		if u == "" && ll.Status.AccountID == id {
+			u = ll.Status.UserEmail
+		}
+		if u == "" {
+			u = holderEmail
+		}
+		users = append(users, strings.ToLower(u))
+	}
+	for _, pa := range pas {
+		var byRef partnersv1.LoginLinkList
+		if err := c.List(ctx, &byRef, client.InNamespace(pa.Namespace), client.MatchingFields{indexAccountRef: pa.Name}); err != nil {
+			return nil, nil, fmt.Errorf("cannot list the LoginLinks of PartnerAccount %s: %w", pa.Name, err)
+		}
+		for _, ll := range byRef.Items {
+			u := ll.Spec.UserEmail
+			if u == "" {
+				u = pa.Spec.Email
+			}
+			links, users = append(links, ll), append(users, strings.ToLower(u))
+		}
+	}
+	return links, users, nil
+}
+
+// candidates returns the LoginLinks competing for the user of t, me among them.
+func (r *LoginLinkReconciler) candidates(ctx context.Context, me *partnersv1.LoginLink, t linkTarget) ([]election.Candidate, error) {
+	links, users, err := accountLinks(ctx, r.Client, &r.deps, t.accountID)
+	if err != nil {
+		return nil, err
+	}
+	user := strings.ToLower(t.user)
+	cands := []election.Candidate{candidateOf(me, true)}
+	for i := range links {
+		if links[i].UID != me.UID && users[i] == user {
+			cands = append(cands, candidateOf(&links[i], eligible(&links[i])))
+		}
+	}
+	return cands, nil
+}
+
+// holderEligible reads the Lease's holder live: may it keep the user?
+func (r *LoginLinkReconciler) holderEligible(ctx context.Context, c election.Candidate) (bool, error) {
+	ns, name, _ := strings.Cut(c.ID, "/")
+	ll := &partnersv1.LoginLink{}
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, ll); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("cannot read the LoginLink that holds the user: %w", err)
+	}
+	return ll.UID == c.UID && eligible(ll), nil
+}
+
+// accountRequests maps an account to reconcile requests for every LoginLink acting on it.
+func (r *LoginLinkReconciler) accountRequests(ctx context.Context, id int64) []reconcile.Request {
+	if id == 0 {
+		return nil
+	}
+	links, _, err := accountLinks(ctx, r.Client, &r.deps, id)
+	if err != nil {
+		logf.FromContext(ctx).Error(err, "Could not find the LoginLinks of an account to wake them", "account", id)
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(links))
+	for i := range links {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&links[i])})
+	}
+	return reqs
+}

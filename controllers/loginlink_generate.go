@@ -1,0 +1,357 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
+	"github.com/fifteenth/fifteenth-operator/internal/election"
+	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
+	"github.com/fifteenth/fifteenth-operator/internal/renewal"
+)
+
+// generate confirms the decision against the API server (the LoginLink, its Secret and the
+// user's Lease read live), takes the user's Lease, calls the API and stores the new link.
+func (r *LoginLinkReconciler) generate(ctx context.Context, s *linkScope, d linkDecision) (ctrl.Result, error) {
+	ll := s.ll
+	fresh := &partnersv1.LoginLink{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(ll), fresh); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if fresh.ResourceVersion != ll.ResourceVersion {
+		// The cache is behind (a newer spec, annotation or status is on its way): decide
+		// again with it rather than call on stale facts.
+		return ctrl.Result{RequeueAfter: minRequeue}, nil
+	}
+	secret, err := r.secret(ctx, r.APIReader, ll.Namespace, s.secretName)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if secret != nil && !metav1.IsControlledBy(secret, ll) {
+		return r.secretConflict(ll, s.secretName), nil
+	}
+	s.secret = secret
+	if s.record, err = r.Elector.Live(ctx, s.key); err != nil {
+		return ctrl.Result{}, err
+	}
+	in := r.input(s)
+	if d = decideLink(in); d.Action != actionGenerate {
+		return r.ready(ctx, s, d), nil
+	}
+	if held, res := r.suspendedHold(ctx, s); held {
+		return res, nil
+	}
+
+	took, err := r.Elector.Begin(ctx, s.key, s.me, r.holderEligible)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	switch took.Verdict {
+	case election.Wait:
+		if in.State == secretOK && !in.Current {
+			r.setReady(ll, false, partnersv1.ReasonSuperseded, fmt.Sprintf(
+				"another generation for %s is in flight until %s; this one's link was invalidated and is replaced after it",
+				ll.Status.UserEmail, took.Until.UTC().Format(time.RFC3339)))
+		}
+		return ctrl.Result{RequeueAfter: renewal.RequeueAfter(r.now(), took.Until, minRequeue)}, nil
+	case election.CheckHolder:
+		return ctrl.Result{}, r.superseded(ctx, s, took.Holder)
+	}
+	return r.callAndStore(ctx, s, d)
+}
+
+// callAndStore runs one generation under the user's Lease. Before the call it marks an
+// existing Secret, so that a crash between the call and the store (after which the stored
+// link is invalid) leads to a new generation instead of a dead link.
+func (r *LoginLinkReconciler) callAndStore(ctx context.Context, s *linkScope, d linkDecision) (ctrl.Result, error) {
+	ll, t := s.ll, s.target
+	now := r.now()
+	if secret := s.secret; secret != nil {
+		if _, marked := secret.Annotations[annGenerating]; !marked {
+			m := secret.DeepCopy()
+			if m.Annotations == nil {
+				m.Annotations = map[string]string{}
+			}
+			m.Annotations[annGenerating] = now.UTC().Format(time.RFC3339Nano)
+			if err := r.Update(ctx, m); err != nil {
+				r.finish(ctx, s, election.NoEffect, "")
+				return ctrl.Result{}, fmt.Errorf("cannot mark Secret %s before generating: %w", s.secretName, err)
+			}
+			s.secret = m
+		}
+	}
+	resp, err := r.API.GenerateLoginLink(ctx, fifteenth.AccountID(t.accountID), s.params.request(ll.Spec.UserEmail))
+	if err != nil {
+		outcome := election.Unknown
+		if noEffect(err) {
+			outcome = election.NoEffect
+		}
+		r.finish(ctx, s, outcome, "")
+		return r.generationFailed(ctx, s, err)
+	}
+	link := storedLink{URL: resp.LoginLink, UserEmail: resp.UserEmail, AccountID: int64(resp.AccountID),
+		ExpiresAt: resp.ExpiresAt, GeneratedAt: resp.CreatedAt, SpecHash: s.params.hash(),
+		RenewRequest: ll.Annotations[partnersv1.AnnotationRenewRequestedAt]}
+	if link.AccountID == 0 {
+		link.AccountID = t.accountID
+	}
+	if link.GeneratedAt.IsZero() {
+		link.GeneratedAt = now
+	}
+	if link.UserEmail == "" {
+		link.UserEmail = t.user
+	}
+	if err := r.storeLink(ctx, ll, s.secretName, link); err != nil {
+		// The new link is lost: every earlier one is invalid, and the marker (or the missing
+		// Secret) makes the next pass generate again.
+		r.finish(ctx, s, election.Unknown, "")
+		return ctrl.Result{}, fmt.Errorf("cannot store the new link in Secret %s: %w", s.secretName, err)
+	}
+	if err := r.finish(ctx, s, election.Generated, stamp(link.GeneratedAt)); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	ll.Status.PreviousLinksInvalidated = clampInt32(resp.PreviousLinksInvalidated)
+	ll.Status.NotificationSent = &resp.NotificationSent
+	ll.Status.LastFailureTime = nil
+	s.secret = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{}}}
+	fillSecret(s.secret, link, nil)
+	s.record = &election.Record{GeneratedBy: ll.UID, GeneratedAt: stamp(link.GeneratedAt)}
+	after := decideLink(r.input(s))
+	r.observeLink(ll, link, after)
+	reason, event := partnersv1.ReasonGenerated, EventGenerated
+	if d.Renewal {
+		reason, event = partnersv1.ReasonRenewed, EventRenewed
+	}
+	msg := fmt.Sprintf("generated a link for %s on account %d because %s; it expires at %s",
+		link.UserEmail, link.AccountID, d.Why, link.ExpiresAt.UTC().Format(time.RFC3339))
+	r.setReady(ll, true, reason, msg)
+	r.Recorder.Eventf(ll, nil, corev1.EventTypeNormal, event, "Generate", msg)
+	logf.FromContext(ctx).Info("Generated a login link", "account", link.AccountID, "reason", d.Why,
+		"expiresAt", link.ExpiresAt.UTC().Format(time.RFC3339))
+
+	next := after.RenewAt
+	if next.IsZero() {
+		next = link.ExpiresAt
+	}
+	return ctrl.Result{RequeueAfter: renewal.RequeueAfter(now, next, minRequeue)}, nil
+}
+
+// finish records the generation's outcome in the user's Lease. A failure is logged and
+// returned: the Lease then says the link may be invalid, which costs a generation, never a
+// dead link.
+func (r *LoginLinkReconciler) finish(ctx context.Context, s *linkScope, o election.Outcome, generatedAt string) error {
+	if err := r.Elector.Finish(ctx, s.key, s.me, o, generatedAt); err != nil {
+		logf.FromContext(ctx).Error(err, "Could not record the generation in the user's Lease")
+		return fmt.Errorf("cannot record the generation in the user's Lease: %w", err)
+	}
+	return nil
+}
+
+// noEffect reports an error after which the API certainly generated nothing.
+func noEffect(err error) bool {
+	if fifteenth.IsRateLimited(err) {
+		return true
+	}
+	e, ok := fifteenth.AsError(err)
+	return ok && e.StatusCode >= 400 && e.StatusCode < 500
+}
+
+// storeLink writes the link into the LoginLink's Secret, creating it when needed. It reads
+// the Secret fresh and retries: the link exists nowhere else.
+func (r *LoginLinkReconciler) storeLink(ctx context.Context, ll *partnersv1.LoginLink, name string, link storedLink) error {
+	errNotOwned := fmt.Errorf("secret %s is not owned by this LoginLink", name)
+	return retry.OnError(retry.DefaultBackoff, func(err error) bool { return err != errNotOwned }, func() error {
+		s := &corev1.Secret{}
+		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ll.Namespace, Name: name}, s)
+		switch {
+		case apierrors.IsNotFound(err):
+			s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ll.Namespace, Name: name}}
+			fillSecret(s, link, ll.Spec.SecretTemplate)
+			if err := controllerutil.SetControllerReference(ll, s, r.Scheme()); err != nil {
+				return err
+			}
+			return r.Create(ctx, s)
+		case err != nil:
+			return err
+		case !metav1.IsControlledBy(s, ll):
+			return errNotOwned
+		}
+		fillSecret(s, link, ll.Spec.SecretTemplate)
+		return r.Update(ctx, s)
+	})
+}
+
+// generationFailed turns an API error into a condition. Where the API certainly did nothing
+// (4xx, rate limits) the Secret's marker is removed: its link is still valid. Warning Events
+// are emitted when the reason changes, not on every retry.
+func (r *LoginLinkReconciler) generationFailed(ctx context.Context, s *linkScope, err error) (ctrl.Result, error) {
+	ll, now := s.ll, r.now()
+	apiErr, isAPI := fifteenth.AsError(err)
+	if noEffect(err) && s.secret != nil {
+		if _, marked := s.secret.Annotations[annGenerating]; marked {
+			u := s.secret.DeepCopy()
+			delete(u.Annotations, annGenerating)
+			if uerr := r.Update(ctx, u); uerr != nil {
+				logf.FromContext(ctx).Info("Could not clear the generation marker; the next pass generates again", "error", uerr.Error())
+			}
+		}
+	}
+	if at, limited := fifteenth.RetryAt(err); limited {
+		r.setReady(ll, false, partnersv1.ReasonRateLimited,
+			fmt.Sprintf("a rate limit applies; the next try is at %s", at.UTC().Format(time.RFC3339)))
+		return ctrl.Result{RequeueAfter: renewal.RequeueAfter(now, at, minRequeue)}, nil
+	}
+	switch {
+	case fifteenth.HasCode(err, fifteenth.CodeAccountNotFound):
+		r.failed(ll, partnersv1.ReasonAccountNotFound, err)
+	case fifteenth.HasCode(err, fifteenth.CodeUserNotFound):
+		r.failed(ll, partnersv1.ReasonUserNotFound, err)
+	case fifteenth.HasCode(err, fifteenth.CodeInvalidRedirectURL):
+		r.failed(ll, partnersv1.ReasonInvalidRedirectURL, err)
+	case fifteenth.HasCode(err, fifteenth.CodeAccountSuspended):
+		r.failed(ll, partnersv1.ReasonAccountSuspended, err)
+		return ctrl.Result{RequeueAfter: r.syncPeriod()}, nil
+	case isAPI && (apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden):
+		r.failed(ll, partnersv1.ReasonUnauthorized, err)
+		return ctrl.Result{}, err // backoff: a rotated key fixes it
+	case fifteenth.IsTerminal(err):
+		r.failed(ll, partnersv1.ReasonInvalidRequest, err)
+	default:
+		r.failed(ll, partnersv1.ReasonAPIUnavailable, err)
+		return ctrl.Result{}, err // capped exponential backoff
+	}
+	return ctrl.Result{}, nil // terminal: wait for a spec change
+}
+
+// failed records a failed call; a Warning Event goes out when the reason changed.
+func (r *LoginLinkReconciler) failed(ll *partnersv1.LoginLink, reason string, err error) {
+	ll.Status.LastFailureTime = statusTime(r.now())
+	if r.setReady(ll, false, reason, err.Error()) {
+		r.Recorder.Eventf(ll, nil, corev1.EventTypeWarning, EventGenerationFailed, "Generate", "%s: %s", reason, err.Error())
+	}
+}
+
+// suspendedHold holds a generation back after the API said the account is suspended, until
+// a newer observation says it is active, or AccountSyncPeriod passed and a read of the
+// account shows it active.
+func (r *LoginLinkReconciler) suspendedHold(ctx context.Context, s *linkScope) (bool, ctrl.Result) {
+	ll, now := s.ll, r.now()
+	c := meta.FindStatusCondition(ll.Status.Conditions, partnersv1.ConditionReady)
+	if c == nil || c.Reason != partnersv1.ReasonAccountSuspended || ll.Status.LastFailureTime == nil ||
+		renewRequestedAfter(ll, ll.Status.LastFailureTime) {
+		return false, ctrl.Result{}
+	}
+	last := ll.Status.LastFailureTime.Time
+	if s.target.observedActive.After(last) {
+		return false, ctrl.Result{}
+	}
+	if wait := last.Add(r.syncPeriod()).Sub(now); wait > 0 {
+		return true, ctrl.Result{RequeueAfter: renewal.RequeueAfter(now, now.Add(wait), minRequeue)}
+	}
+	acct, err := r.API.GetAccount(ctx, fifteenth.AccountID(s.target.accountID))
+	if err == nil && acct.Status == fifteenth.AccountSuspended {
+		ll.Status.LastFailureTime = statusTime(now)
+		return true, ctrl.Result{RequeueAfter: r.syncPeriod()}
+	}
+	return false, ctrl.Result{}
+}
+
+// SetupWithManager registers the controller. Status-only changes of a LoginLink do not
+// trigger it; its Secret, its PartnerAccount, the other LoginLinks of its account and the
+// account's user Leases do.
+func (r *LoginLinkReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+	if opts.RateLimiter == nil {
+		opts.RateLimiter = workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](DefaultBaseBackoff, DefaultMaxBackoff)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("loginlink").
+		For(&partnersv1.LoginLink{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&corev1.Secret{}).
+		Watches(&partnersv1.LoginLink{}, handler.EnqueueRequestsFromMapFunc(r.competitors)).
+		Watches(&partnersv1.PartnerAccount{}, handler.EnqueueRequestsFromMapFunc(r.ofPartnerAccount)).
+		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(r.ofLease)).
+		WithOptions(opts).
+		Complete(r)
+}
+
+// competitors maps a LoginLink to the other LoginLinks of its account, so that a new one
+// supersedes the old at once and one that goes or fails hands over to the next.
+func (r *LoginLinkReconciler) competitors(ctx context.Context, o client.Object) []reconcile.Request {
+	ll := o.(*partnersv1.LoginLink)
+	id := ll.Status.AccountID
+	if ll.Spec.AccountID != nil {
+		id = *ll.Spec.AccountID
+	} else if ref := ll.Spec.AccountRef; ref != nil {
+		pa := &partnersv1.PartnerAccount{}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: ll.Namespace, Name: ref.Name}, pa); err == nil && pa.Status.AccountID != 0 {
+			id = pa.Status.AccountID
+		}
+	}
+	var reqs []reconcile.Request
+	for _, req := range r.accountRequests(ctx, id) {
+		if req.NamespacedName != client.ObjectKeyFromObject(ll) {
+			reqs = append(reqs, req)
+		}
+	}
+	return reqs
+}
+
+// ofPartnerAccount maps a PartnerAccount to the LoginLinks that reference it and to those
+// that name its account by ID (they learn the holder's email from it and compete with its
+// LoginLinks).
+func (r *LoginLinkReconciler) ofPartnerAccount(ctx context.Context, o client.Object) []reconcile.Request {
+	var lls partnersv1.LoginLinkList
+	if err := r.List(ctx, &lls, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexAccountRef: o.GetName()}); err != nil {
+		logf.FromContext(ctx).Error(err, "Could not list the LoginLinks of a PartnerAccount to wake them", "partnerAccount", o.GetName())
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(lls.Items))
+	for _, l := range lls.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&l)})
+	}
+	if id := o.(*partnersv1.PartnerAccount).Status.AccountID; id != 0 {
+		var byID partnersv1.LoginLinkList
+		if err := r.List(ctx, &byID, client.MatchingFields{indexAccountID: idString(id)}); err != nil {
+			logf.FromContext(ctx).Error(err, "Could not list the LoginLinks of an account to wake them", "account", id)
+		}
+		for _, l := range byID.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&l)})
+		}
+	}
+	return reqs
+}
+
+// ofLease maps a user's Lease to the LoginLinks of its account.
+func (r *LoginLinkReconciler) ofLease(ctx context.Context, o client.Object) []reconcile.Request {
+	if o.GetNamespace() != r.Elector.Namespace {
+		return nil
+	}
+	id, err := strconv.ParseInt(o.GetLabels()[election.LabelAccountID], 10, 64)
+	if err != nil {
+		return nil
+	}
+	return r.accountRequests(ctx, id)
+}
