@@ -26,6 +26,12 @@ var (
 		Name: "fifteenth_login_link_ready",
 		Help: "1 when the LoginLink is Ready, else 0.",
 	}, []string{"namespace", "name"})
+	// LinkSuperseded is 1 when the LoginLink is Ready=False with reason Superseded, else 0:
+	// alerts leave such links out, as fifteenth_login_link_ready cannot tell them from broken ones.
+	LinkSuperseded = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "fifteenth_login_link_superseded",
+		Help: "1 when a newer LoginLink holds this LoginLink's user (Ready=False, reason Superseded), else 0.",
+	}, []string{"namespace", "name"})
 	// AccountReady is 1 when the PartnerAccount is Ready, else 0.
 	AccountReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "fifteenth_partner_account_ready",
@@ -55,7 +61,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(LinkExpiration, LinkRenewal, LinkReady, AccountReady,
+	metrics.Registry.MustRegister(LinkExpiration, LinkRenewal, LinkReady, LinkSuperseded, AccountReady,
 		APIRequests, APIRequestDuration, RateLimitWait, RateLimited)
 }
 
@@ -88,9 +94,15 @@ func SetLoginLink(namespace, name string, ready bool, expires, renews time.Time)
 	}
 }
 
+// SetLoginLinkSuperseded records whether a LoginLink is Ready=False with reason Superseded.
+func SetLoginLinkSuperseded(namespace, name string, superseded bool) {
+	LinkSuperseded.WithLabelValues(namespace, name).Set(boolValue(superseded))
+}
+
 // DeleteLoginLink forgets a deleted LoginLink.
 func DeleteLoginLink(namespace, name string) {
 	LinkReady.DeleteLabelValues(namespace, name)
+	LinkSuperseded.DeleteLabelValues(namespace, name)
 	LinkExpiration.DeleteLabelValues(namespace, name)
 	LinkRenewal.DeleteLabelValues(namespace, name)
 }

@@ -33,8 +33,19 @@ func TestObservers(t *testing.T) {
 	if n := testutil.CollectAndCount(LinkRenewal); n != 0 {
 		t.Fatalf("a zero renewal time must not be exported, found %d series", n)
 	}
+	SetLoginLinkSuperseded("ns", "a", true)
+	if got := testutil.ToFloat64(LinkSuperseded.WithLabelValues("ns", "a")); got != 1 {
+		t.Fatalf("superseded = %v, want 1", got)
+	}
+	SetLoginLinkSuperseded("ns", "a", false)
+	if got := testutil.ToFloat64(LinkSuperseded.WithLabelValues("ns", "a")); got != 0 {
+		t.Fatalf("superseded = %v, want 0", got)
+	}
 	DeleteLoginLink("ns", "a")
 	if n := testutil.CollectAndCount(LinkReady); n != 0 {
 		t.Fatalf("deleted LoginLink still exported: %d series", n)
+	}
+	if n := testutil.CollectAndCount(LinkSuperseded); n != 0 {
+		t.Fatalf("deleted LoginLink still exported as superseded: %d series", n)
 	}
 }

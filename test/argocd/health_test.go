@@ -5,8 +5,13 @@ package argocd
 import (
 	"encoding/json"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	lua "github.com/yuin/gopher-lua"
@@ -102,6 +107,10 @@ func TestHealthChecks(t *testing.T) {
 			{"suspended", ready(1, "False", "AccountSuspended", "account 12345 is suspended"), "Suspended", "AccountSuspended: account 12345 is suspended", 1},
 			{"waiting for the account", ready(1, "False", "AccountNotReady", "PartnerAccount \"a\" has no Fifteenth account yet"), "Progressing", "AccountNotReady: PartnerAccount \"a\" has no Fifteenth account yet", 1},
 			{"rate limited", ready(1, "False", "RateLimited", "next try at 11:30"), "Progressing", "RateLimited: next try at 11:30", 1},
+			{"superseded", ready(1, "False", "Superseded", "LoginLink a/b is newer and keeps the link"), "Suspended", "Superseded: LoginLink a/b is newer and keeps the link", 1},
+			{"account unverified", ready(1, "False", "AccountUnverified", "Retrieve Account answered 404"), "Degraded", "AccountUnverified: Retrieve Account answered 404", 1},
+			{"login link conflict", ready(1, "False", "LoginLinkConflict", "LoginLink a/holder is not owned by this PartnerAccount"), "Degraded", "LoginLinkConflict: LoginLink a/holder is not owned by this PartnerAccount", 1},
+			{"secret conflict", ready(1, "False", "SecretConflict", "Secret a/s is not owned by this LoginLink"), "Degraded", "SecretConflict: Secret a/s is not owned by this LoginLink", 1},
 			{"no conditions yet", `, "status": {"observedGeneration": 1}`, "Progressing", "Waiting for the operator to observe the latest spec", 1},
 		} {
 			t.Run(kind+"/"+tt.name, func(t *testing.T) {
@@ -112,4 +121,84 @@ func TestHealthChecks(t *testing.T) {
 			})
 		}
 	}
+}
+
+// Every Ready reason of api/v1alpha1 has a decided health, so that a new reason is mapped on
+// purpose rather than falling into Degraded unnoticed.
+func TestEveryReasonHasAHealth(t *testing.T) {
+	want := map[string]string{
+		"Generated": "Healthy", "Renewed": "Healthy", "LinkValid": "Healthy",
+		"Created": "Healthy", "Adopted": "Healthy", "AccountReady": "Healthy",
+		"AccountNotReady": "Progressing", "RateLimited": "Progressing",
+		"AccountSuspended": "Suspended", "Superseded": "Suspended",
+		"AccountNotFound": "Degraded", "UserNotFound": "Degraded", "InvalidRedirectURL": "Degraded",
+		"InvalidRequest": "Degraded", "APIUnavailable": "Degraded", "Unauthorized": "Degraded",
+		"Expired": "Degraded", "SecretConflict": "Degraded", "ValidationFailed": "Degraded",
+		"AccountMismatch": "Degraded", "AccountClaimed": "Degraded", "LinksNotReady": "Degraded",
+		"AccountUnverified": "Degraded", "LoginLinkConflict": "Degraded",
+	}
+	reasons := apiReasons(t)
+	if len(reasons) == 0 {
+		t.Fatal("found no Reason constants in api/v1alpha1/common.go")
+	}
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "argocd", "argocd-cm.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cm corev1.ConfigMap
+	if err := yaml.Unmarshal(b, &cm); err != nil {
+		t.Fatal(err)
+	}
+	for _, reason := range reasons {
+		wantStatus, ok := want[reason]
+		if !ok {
+			t.Errorf("reason %s has no decided Argo CD health: add it to this test (and to the script if not Degraded)", reason)
+			continue
+		}
+		status := "False"
+		if wantStatus == "Healthy" {
+			status = "True"
+		}
+		for _, kind := range []string{"PartnerAccount", "LoginLink"} {
+			script := cm.Data["resource.customizations.health.partners.fifteenth.com_"+kind]
+			got, _ := health(t, script, object(kind, 1, ready(1, status, reason, "m")))
+			if got != wantStatus {
+				t.Errorf("%s with Ready=%s %s: health %q, want %q", kind, status, reason, got, wantStatus)
+			}
+		}
+	}
+}
+
+// apiReasons returns the values of the Reason* constants of api/v1alpha1/common.go.
+func apiReasons(t *testing.T) []string {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(testenv.RepoRoot(), "api", "v1alpha1", "common.go"), nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, d := range f.Decls {
+		g, ok := d.(*ast.GenDecl)
+		if !ok || g.Tok != token.CONST {
+			continue
+		}
+		for _, s := range g.Specs {
+			vs := s.(*ast.ValueSpec)
+			for i, n := range vs.Names {
+				if !strings.HasPrefix(n.Name, "Reason") || i >= len(vs.Values) {
+					continue
+				}
+				lit, ok := vs.Values[i].(*ast.BasicLit)
+				if !ok || lit.Kind != token.STRING {
+					continue
+				}
+				v, err := strconv.Unquote(lit.Value)
+				if err != nil {
+					t.Fatal(err)
+				}
+				reasons = append(reasons, v)
+			}
+		}
+	}
+	return reasons
 }
