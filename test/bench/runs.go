@@ -61,6 +61,10 @@ func (b *bench) scaleRun() error {
 	if err != nil {
 		return err
 	}
+	lr, err := w.links("scale")
+	if err != nil {
+		return err
+	}
 	b.logf("scale run: all %d objects Ready in %v (p50 %v, p99 %v); RSS %.0f -> %.0f MiB (peak %.0f)", objects,
 		elapsed.Round(time.Millisecond), pct(times, 0.5).Round(time.Millisecond), pct(times, 0.99).Round(time.Millisecond), rssBefore, rssAfter, rssPeak)
 	fmt.Fprintf(&b.report, `## Scale: %d PartnerAccounts and %d LoginLinks at once
@@ -82,11 +86,14 @@ limits are lifted in this run (simulator and manager alike): it measures the ope
 | manager RSS after / peak | %.0f MiB / %.0f MiB |
 | memory per object ((peak - before) / objects) | %.1f KiB |
 | reconciles (both controllers) / per second | %.0f / %.0f |
+| Ready links valid (Ready LoginLinks whose Secret holds a link the simulator reports valid) | %d/%d |
+| users with an active LoginLink that have exactly one valid link | %d/%d |
 
 `, n, n, n, n, applied.Round(time.Millisecond), b.o.noise, b.o.noiseBytes/1024, n+(n+1)/2, objects,
 		elapsed.Round(time.Millisecond), pct(times, 0.5).Round(time.Millisecond), pct(times, 0.99).Round(time.Millisecond),
 		creates, n, links, n, gets, tooMany, b.o.noise, rssBefore, rssAfter, rssPeak,
-		(rssPeak-rssBefore)*1024/float64(objects), recAfter-recBefore, (recAfter-recBefore)/elapsed.Seconds())
+		(rssPeak-rssBefore)*1024/float64(objects), recAfter-recBefore, (recAfter-recBefore)/elapsed.Seconds(),
+		lr.readyValid, lr.ready, lr.usersOK, lr.users)
 	return nil
 }
 
@@ -115,6 +122,10 @@ func (b *bench) rateRun() error {
 	if err != nil {
 		return err
 	}
+	lr, err := w.links("rate")
+	if err != nil {
+		return err
+	}
 	over := 100 * (elapsed.Seconds()/bound.Seconds() - 1)
 	b.logf("rate-limit run: all Ready in %v against a bound of %v (%+.1f%%)", elapsed.Round(time.Millisecond), bound, over)
 	fmt.Fprintf(&b.report, `## Rate limit: %d PartnerAccounts at the documented 100 creations per minute
@@ -130,10 +141,12 @@ than %d full windows after the first batch: the bound is %v.
 | per object p50 / p99 | %v / %v |
 | account creations / link generations / reads | %d / %d / %d |
 | 429 answers | %d |
+| Ready links valid | %d/%d |
+| users with an active LoginLink that have exactly one valid link | %d/%d |
 
 `, n, scale, window, scaled(limit, scale), int(math.Ceil(float64(n)/float64(limit.N)))-1, bound,
 		elapsed.Round(time.Millisecond), over, pct(times, 0.5).Round(time.Millisecond), pct(times, 0.99).Round(time.Millisecond),
-		creates, links, gets, tooMany)
+		creates, links, gets, tooMany, lr.readyValid, lr.ready, lr.usersOK, lr.users)
 	return nil
 }
 
@@ -167,6 +180,10 @@ func (b *bench) steadyRun() error {
 		return err
 	}
 	recBefore, _ := w.metric("controller_runtime_reconcile_total")
+	llWritesBefore, paWritesBefore, err := b.statusWrites()
+	if err != nil {
+		return err
+	}
 	time.Sleep(hour) // the measured period itself: one API hour passes
 	after, err := w.stats()
 	if err != nil {
@@ -177,6 +194,20 @@ func (b *bench) steadyRun() error {
 		return err
 	}
 	recAfter, _ := w.metric("controller_runtime_reconcile_total")
+	llWrites, paWrites, err := b.statusWrites()
+	if err != nil {
+		return err
+	}
+	llWrites, paWrites = llWrites-llWritesBefore, paWrites-paWritesBefore
+	reconciles := recAfter - recBefore
+	perReconcile := 0.0
+	if reconciles > 0 {
+		perReconcile = float64(llWrites+paWrites) / reconciles
+	}
+	lr, err := w.links("steady")
+	if err != nil {
+		return err
+	}
 	calls, tooMany := 0, 0
 	for route, codes := range after.Requests {
 		if !strings.HasPrefix(route, "POST /v1beta") && !strings.HasPrefix(route, "GET /v1beta") {
@@ -197,7 +228,8 @@ func (b *bench) steadyRun() error {
 	if calls != renewals {
 		b.fail("steady: %d calls for %d renewals: resyncs or restarts cost calls", calls, renewals)
 	}
-	b.logf("steady-state run: %d calls, %d renewals, %.0f reconciles in one API hour", calls, renewals, recAfter-recBefore)
+	b.logf("steady-state run: %d calls, %d renewals, %.0f reconciles, %d status writes (%.3f per reconcile) in one API hour",
+		calls, renewals, reconciles, llWrites+paWrites, perReconcile)
 	fmt.Fprintf(&b.report, `## Steady state: one hour of API time
 
 %d LoginLinks of 1-hour links and %d PartnerAccounts (their links last 168 hours) at time scale
@@ -209,9 +241,14 @@ func (b *bench) steadyRun() error {
 | renewals during the hour (Renewed Events) | %d |
 | calls that were not renewals (resyncs, restarts) | %d |
 | reconciles during the hour | %.0f |
+| status writes during the hour (PATCH/PUT of status, counted by kube-apiserver): LoginLinks / PartnerAccounts | %d / %d |
+| status writes per reconcile | %.3f |
 | 429 answers | %d |
+| Ready links valid, at the end of the hour | %d/%d |
+| users with an active LoginLink that have exactly one valid link | %d/%d |
 
-`, m, m, scale, hour, calls, renewals, calls-renewals, recAfter-recBefore, tooMany)
+`, m, m, scale, hour, calls, renewals, calls-renewals, reconciles, llWrites, paWrites, perReconcile, tooMany,
+		lr.readyValid, lr.ready, lr.usersOK, lr.users)
 	return nil
 }
 
@@ -238,7 +275,7 @@ func (b *bench) write(total time.Duration) error {
 	if args == "" {
 		args = "(the defaults)"
 	}
-	status := "All checks passed: no 429, no duplicate account, calls within 1% of the minimum."
+	status := "All checks passed: no 429, no duplicate account, calls within 1% of the minimum, every Ready link valid, one valid link per user."
 	if len(b.failures) > 0 {
 		status = "FAILED: " + strings.Join(b.failures, "; ")
 	}

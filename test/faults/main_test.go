@@ -1,9 +1,12 @@
 //go:build faults
 
 // Package faults proves the operator's promises under faults: crashes at random moments,
-// API failures, a leader change, an API server restart, suspension during renewal and a key
-// rotation. Every scenario ends by checking the invariants: exactly one Fifteenth account per
-// PartnerAccount, every Secret's link valid, no token in any log line or Event.
+// API failures, competing LoginLinks under both, a leader change, an API server restart,
+// suspension during renewal and a key rotation. Every scenario ends by checking the
+// invariants: exactly one Fifteenth account per PartnerAccount, every Ready LoginLink's
+// Secret holding a valid link ("Ready links valid: N/N" in its log), exactly one valid link
+// per user with an active LoginLink, every managed Secret's link valid (or removed from a
+// superseded LoginLink's Secret), no token in any log line or Event.
 // Run with `make test-faults`.
 package faults
 
@@ -192,9 +195,13 @@ func newWorld(t *testing.T, name string, o worldOpts) *world {
 	w.simURL = srv.URL
 	w.keyFile = filepath.Join(t.TempDir(), "api-key")
 	w.setKey("15th_faults_key_one")
-	w.args = append([]string{"--kubeconfig", kubeconfig, "--api-url", w.simURL, "--api-key-file", w.keyFile,
+	// ELECTION-NAMESPACE: the one place where every scenario's managers will get
+	// `--election-namespace <namespace>` (the namespace of the per-user election Leases, e.g.
+	// name) once the manager has that flag; today it would refuse it, so it is not passed.
+	var electionArgs []string
+	w.args = append(append([]string{"--kubeconfig", kubeconfig, "--api-url", w.simURL, "--api-key-file", w.keyFile,
 		"--watch-namespaces", name, "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
-		"--zap-log-level", "debug", "--api-timeout", "2s"}, o.args...)
+		"--zap-log-level", "debug", "--api-timeout", "2s"}, electionArgs...), o.args...)
 	t.Cleanup(func() {
 		for _, p := range w.procs {
 			if !p.exited() {
@@ -302,10 +309,16 @@ func readyOf(conds []metav1.Condition) metav1.ConditionStatus {
 	return metav1.ConditionUnknown
 }
 
-// waitAllReady waits until every PartnerAccount and LoginLink of the world is Ready.
+// waitAllReady waits until every PartnerAccount of the world is Ready, and every LoginLink is
+// Ready or Superseded (a newer LoginLink holds its user).
 func (w *world) waitAllReady() {
 	w.t.Helper()
-	w.g.Eventually(func(g Gomega) {
+	w.waitAllReadyWith(w.g)
+}
+
+func (w *world) waitAllReadyWith(gm Gomega) bool {
+	w.t.Helper()
+	return gm.Eventually(func(g Gomega) {
 		var pas partnersv1.PartnerAccountList
 		var lls partnersv1.LoginLinkList
 		g.Expect(k8s.List(ctx, &pas, client.InNamespace(w.ns))).To(Succeed())
@@ -314,9 +327,12 @@ func (w *world) waitAllReady() {
 			g.Expect(readyOf(pa.Status.Conditions)).To(Equal(metav1.ConditionTrue), "PartnerAccount %s: %v", pa.Name, pa.Status.Conditions)
 		}
 		for _, ll := range lls.Items {
+			if superseded(ll.Status.Conditions) {
+				continue
+			}
 			g.Expect(readyOf(ll.Status.Conditions)).To(Equal(metav1.ConditionTrue), "LoginLink %s: %v", ll.Name, ll.Status.Conditions)
 		}
-	}).Should(Succeed())
+	}).WithTimeout(3 * time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
 }
 
 // lostCreationLinks counts the links that went with lost creation answers: every
@@ -337,10 +353,15 @@ func (w *world) lostCreationLinks() int {
 	return n
 }
 
-// invariants checks what every scenario must end with.
+// invariants checks what every scenario must end with: exactly one account per
+// PartnerAccount; every Ready LoginLink's Secret holding a valid link, one valid link per user
+// with an active LoginLink, and every managed Secret's link valid (or removed, naming its
+// holder); no token in any log or Event. The readiness and link checks are soft: when
+// objects do not become Ready, the links are still compared and every finding reported.
 func (w *world) invariants(preCreated int) {
 	w.t.Helper()
-	w.waitAllReady()
+	soft := NewGomegaWithT(softT{w.t})
+	allReady := w.waitAllReadyWith(soft)
 	var pas partnersv1.PartnerAccountList
 	w.g.Expect(k8s.List(ctx, &pas, client.InNamespace(w.ns))).To(Succeed())
 	var accounts []sim.Account
@@ -354,15 +375,13 @@ func (w *world) invariants(preCreated int) {
 	}
 	w.g.Expect(accounts).To(HaveLen(len(pas.Items)+preCreated), "exactly one account per PartnerAccount")
 
-	var secrets corev1.SecretList
-	w.g.Expect(k8s.List(ctx, &secrets, client.InNamespace(w.ns), client.MatchingLabels{partnersv1.LabelManagedBy: partnersv1.ManagedByValue})).To(Succeed())
-	w.g.Expect(secrets.Items).NotTo(BeEmpty())
-	for _, s := range secrets.Items {
-		link := string(s.Data[partnersv1.SecretKeyLoginLink])
-		var st sim.LinkState
-		w.simDo("GET", "/_sim/links/"+link[strings.LastIndex(link, "/")+1:], "", &st)
-		w.g.Expect(st.State).To(Equal("valid"), "Secret %s", s.Name)
+	// A link is settled once everything is Ready; when not, there is no point in waiting.
+	settle := 30 * time.Second
+	if !allReady {
+		settle = 0
 	}
+	r := w.requireLinks(soft, settle)
+	w.g.Expect(r.secrets).NotTo(BeZero(), "managed Secrets")
 	for i, p := range w.procs {
 		w.g.Expect(p.logs.String()).NotTo(ContainSubstring("tk_"), "manager %d's log holds a token", i)
 	}
@@ -371,8 +390,15 @@ func (w *world) invariants(preCreated int) {
 	for _, e := range evs.Items {
 		w.g.Expect(e.Note).NotTo(ContainSubstring("tk_"))
 	}
-	w.t.Logf("invariants hold: %d PartnerAccounts, %d accounts, %d Secrets all valid", len(pas.Items), len(accounts), len(secrets.Items))
+	if !w.t.Failed() {
+		w.t.Logf("invariants hold: %d PartnerAccounts, %d accounts, %d managed Secrets", len(pas.Items), len(accounts), r.secrets)
+	}
 }
+
+// softT reports a failure without stopping the test, so that the checks after it still run.
+type softT struct{ *testing.T }
+
+func (s softT) Fatalf(format string, args ...any) { s.Helper(); s.Errorf(format, args...) }
 
 type metav1Condition = metav1.Condition
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
@@ -34,19 +35,52 @@ func TestCrashAtRandomMoments(t *testing.T) {
 	w.startManager()
 	w.applyAccounts(n, "crash")
 	w.applyLinks(ids, "crash-link")
-	rng := rand.New(rand.NewPCG(42, 7))
-	for i := range 12 {
-		// A random moment: between 50 ms and 1.5 s into this manager's life.
+	w.killAtRandomMoments(rand.New(rand.NewPCG(42, 7)), 12, n)
+	w.invariants(n)
+}
+
+// killAtRandomMoments SIGKILLs the newest manager times times, each at a random moment between
+// 50 ms and 1.5 s into its life, and starts a new one each time. preCreated accounts are left
+// out of the creations it logs.
+func (w *world) killAtRandomMoments(rng *rand.Rand, times, preCreated int) {
+	for i := range times {
 		deadline := time.Now().Add(time.Duration(50+rng.IntN(1450)) * time.Millisecond)
 		for time.Now().Before(deadline) && !w.procs[len(w.procs)-1].exited() {
 			time.Sleep(10 * time.Millisecond)
 		}
 		w.procs[len(w.procs)-1].signal(syscall.SIGKILL)
 		creates, links, _ := w.calls()
-		t.Logf("kill %d: %d creations and %d link calls so far", i+1, creates-n, links)
+		w.t.Logf("kill %d: %d creations and %d link calls so far", i+1, creates-preCreated, links)
 		w.startManager()
 	}
-	w.invariants(n)
+}
+
+// Competing LoginLinks under crashes and lost answers: 60 PartnerAccounts and 30 more
+// LoginLinks for the holders of the first 30 (so two LoginLinks compete for each of those
+// users), while the simulator answers 10% of the API requests with a 500 before any effect
+// and loses 25% of the answers after the effect (the link was generated, and the user's
+// earlier link invalidated), and the manager is SIGKILLed six times at random moments. Beyond
+// the usual invariants: every Ready LoginLink's Secret holds a valid link, and every user has
+// exactly one valid link.
+func TestCompetingLinksUnderCrashesAndLostAnswers(t *testing.T) {
+	o := fastRates
+	o.sim.Faults = sim.Faults{FailRate: 0.1, FailAfterCommitRate: 0.25}
+	o.sim.Seed = 15
+	w := newWorld(t, "competing", o)
+	const n, shared = 60, 30
+	w.startManager()
+	w.applyAccounts(n, "comp")
+	for i := range shared {
+		w.g.Expect(k8s.Create(ctx, &partnersv1.LoginLink{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("comp-%d-user", i), Namespace: w.ns},
+			Spec: partnersv1.LoginLinkSpec{AccountRef: &partnersv1.LocalObjectReference{Name: fmt.Sprintf("comp-%d", i)},
+				UserEmail: fmt.Sprintf("comp%d@faults.example", i), SendNotification: ptr.To(false)},
+		})).To(Succeed())
+	}
+	w.killAtRandomMoments(rand.New(rand.NewPCG(15, 60)), 6, 0)
+	w.invariants(0)
+	creates, links, gets := w.calls()
+	t.Logf("%d creations, %d link calls, %d reads; %d faults injected", creates, links, gets, w.stats().FaultsInjected)
 }
 
 // API faults, each alone: all converge, and the calls stay within 30% of the minimum

@@ -14,6 +14,8 @@ import (
 type User struct {
 	Email string `json:"email"`
 	Role  string `json:"role"` // holder, spouse or user
+	// ValidLinks counts the user's links that are valid now (the API keeps at most one).
+	ValidLinks int `json:"valid_links"`
 }
 
 // Account is an account as /_sim/accounts lists it: no links, only their counts by state.
@@ -48,11 +50,17 @@ func (s *Server) simAccounts(w http.ResponseWriter, _ *http.Request) {
 	defer s.mu.Unlock()
 	now := s.cfg.Now()
 	linkStates := map[int64]map[string]int{}
+	valid := map[int64]map[string]int{} // by account and lower-cased user email
 	for _, l := range s.links {
 		if linkStates[l.AccountID] == nil {
 			linkStates[l.AccountID] = map[string]int{}
+			valid[l.AccountID] = map[string]int{}
 		}
-		linkStates[l.AccountID][l.state(now)]++
+		st := l.state(now)
+		linkStates[l.AccountID][st]++
+		if st == StateValid {
+			valid[l.AccountID][strings.ToLower(l.UserEmail)]++
+		}
 	}
 	out := make([]Account, 0, len(s.accounts))
 	for _, a := range s.accounts {
@@ -65,6 +73,9 @@ func (s *Server) simAccounts(w http.ResponseWriter, _ *http.Request) {
 		}
 		for _, u := range a.Users {
 			sa.Users = append(sa.Users, User{Email: u, Role: "user"})
+		}
+		for i := range sa.Users {
+			sa.Users[i].ValidLinks = valid[a.ID][strings.ToLower(sa.Users[i].Email)]
 		}
 		out = append(out, sa)
 	}
