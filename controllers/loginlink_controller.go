@@ -83,6 +83,8 @@ func (r *LoginLinkReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			renews = ll.Status.RenewalTime.Time
 		}
 		metrics.SetLoginLink(ll.Namespace, ll.Name, cond != nil && cond.Status == metav1.ConditionTrue, expires, renews)
+		metrics.SetLoginLinkSuperseded(ll.Namespace, ll.Name,
+			cond != nil && cond.Status == metav1.ConditionFalse && cond.Reason == partnersv1.ReasonSuperseded)
 		if !apiequality.Semantic.DeepEqual(original.Status, ll.Status) {
 			patchStatus(ctx, r.Client, ll, original, &res, &retErr)
 		}

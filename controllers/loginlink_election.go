@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -157,11 +158,15 @@ func (r *LoginLinkReconciler) claimants(ctx context.Context, id int64) ([]partne
 }
 
 // accountLinks returns the LoginLinks that act on an account, by spec.accountID or through a
-// PartnerAccount that claims it, with the user each acts for ("" while unknown).
-func accountLinks(ctx context.Context, c client.Reader, d *deps, id int64) ([]partnersv1.LoginLink, []string, error) {
+// PartnerAccount that claims it, with the user each acts for ("" while unknown). claimant, if
+// not nil, is a PartnerAccount that claims the account although the cache may not show it yet.
+func accountLinks(ctx context.Context, c client.Reader, d *deps, id int64, claimant *partnersv1.PartnerAccount) ([]partnersv1.LoginLink, []string, error) {
 	pas, err := d.claimantsIn(ctx, c, id)
 	if err != nil {
 		return nil, nil, err
+	}
+	if claimant != nil && !slices.ContainsFunc(pas, func(pa partnersv1.PartnerAccount) bool { return pa.UID == claimant.UID }) {
+		pas = append(pas, *claimant)
 	}
 	holderEmail := ""
 	if len(pas) > 0 {
@@ -201,7 +206,7 @@ func accountLinks(ctx context.Context, c client.Reader, d *deps, id int64) ([]pa
 
 // candidates returns the LoginLinks competing for the user of t, me among them.
 func (r *LoginLinkReconciler) candidates(ctx context.Context, me *partnersv1.LoginLink, t linkTarget) ([]election.Candidate, error) {
-	links, users, err := accountLinks(ctx, r.Client, &r.deps, t.accountID)
+	links, users, err := accountLinks(ctx, r.Client, &r.deps, t.accountID, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +238,7 @@ func (r *LoginLinkReconciler) accountRequests(ctx context.Context, id int64) []r
 	if id == 0 {
 		return nil
 	}
-	links, _, err := accountLinks(ctx, r.Client, &r.deps, id)
+	links, _, err := accountLinks(ctx, r.Client, &r.deps, id, nil)
 	if err != nil {
 		logf.FromContext(ctx).Error(err, "Could not find the LoginLinks of an account to wake them", "account", id)
 		return nil

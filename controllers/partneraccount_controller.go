@@ -425,7 +425,7 @@ func (r *PartnerAccountReconciler) summarise(ctx context.Context, pa *partnersv1
 	if holder.Status.ExpiresAt != nil {
 		pa.Status.LoginLinkExpiresAt = holder.Status.ExpiresAt
 	}
-	links, users, err := accountLinks(ctx, r.Client, &r.deps, pa.Status.AccountID)
+	links, users, err := accountLinks(ctx, r.Client, &r.deps, pa.Status.AccountID, pa)
 	if err != nil {
 		return err
 	}

@@ -169,7 +169,6 @@ type PartnerAccountStatus struct {
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.accountID) || has(oldSelf.spec.accountID) || (has(self.status) && has(self.status.accountID) && self.status.accountID == self.spec.accountID)",message="spec.accountID can be added only with the value of status.accountID, the account this PartnerAccount already manages; to adopt another account, create a new PartnerAccount"
-
 // PartnerAccount is a client's Fifteenth account, created exactly once, with the holder's
 // (and the spouse's) login links kept in Secrets.
 type PartnerAccount struct {

@@ -221,10 +221,8 @@ func (b *bench) newWorld(ns string, cfg sim.Config, args ...string) (*world, err
 		return nil, err
 	}
 	w.metrics = fmt.Sprintf("127.0.0.1:%d", port)
-	// ELECTION-NAMESPACE: the one place where every run's manager will get
-	// `--election-namespace <namespace>` (the namespace of the per-user election Leases, e.g.
-	// ns) once the manager has that flag; today it would refuse it, so it is not passed.
-	var electionArgs []string
+	// The per-user election Leases live in the run's namespace.
+	electionArgs := []string{"--election-namespace", ns}
 	w.cmd = exec.Command(b.manager, append(append([]string{"--kubeconfig", b.kubeconfig, "--api-url", w.simURL, "--api-key-file", key,
 		"--watch-namespaces", ns, "--metrics-bind-address", w.metrics, "--health-probe-bind-address", "0",
 		"--max-concurrent-reconciles", "8"}, electionArgs...), args...)...)

@@ -195,10 +195,8 @@ func newWorld(t *testing.T, name string, o worldOpts) *world {
 	w.simURL = srv.URL
 	w.keyFile = filepath.Join(t.TempDir(), "api-key")
 	w.setKey("15th_faults_key_one")
-	// ELECTION-NAMESPACE: the one place where every scenario's managers will get
-	// `--election-namespace <namespace>` (the namespace of the per-user election Leases, e.g.
-	// name) once the manager has that flag; today it would refuse it, so it is not passed.
-	var electionArgs []string
+	// The per-user election Leases live in the scenario's namespace.
+	electionArgs := []string{"--election-namespace", name}
 	w.args = append(append([]string{"--kubeconfig", kubeconfig, "--api-url", w.simURL, "--api-key-file", w.keyFile,
 		"--watch-namespaces", name, "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
 		"--zap-log-level", "debug", "--api-timeout", "2s"}, electionArgs...), o.args...)
