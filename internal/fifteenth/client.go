@@ -222,6 +222,8 @@ func (c *Client) limited(l *SlidingWindow, scope, key string, how counting, call
 		res.Done()
 	}
 	if at, limited := RetryAt(err); limited {
+		// at is the 429's RetryAt, never earlier than now + minRetryAfter (see retryAt): the
+		// key stays blocked exactly as long as the caller is told to wait.
 		l.Block(key, at)
 		if c.observeL != nil {
 			c.observeL(scope, at.Sub(c.now()))
@@ -349,23 +351,38 @@ func (c *Client) decodeError(route string, status int, retryAfter string, raw []
 // defaultRetryAfter applies to a 429 that says neither reset_at nor Retry-After.
 const defaultRetryAfter = time.Minute
 
-// retryAt reads details.reset_at first, then the Retry-After header (seconds or HTTP date).
+// minRetryAfter is the shortest wait after a 429: reset_at has second precision and may be
+// truncated, or already past when it arrives, and a retry at once would meet another 429.
+const minRetryAfter = time.Second
+
+// retryAt is when a 429 may be retried: the latest of details.reset_at, now + the Retry-After
+// header (seconds or HTTP date) and now + minRetryAfter, as CONTRACT.md says. A 429 that gives
+// neither (or nothing readable) waits defaultRetryAfter.
 func (c *Client) retryAt(e *Error, retryAfter string) time.Time {
 	now := c.now()
+	at, known := now.Add(minRetryAfter), false
+	later := func(t time.Time) {
+		known = true
+		if t.After(at) {
+			at = t
+		}
+	}
 	if s := e.DetailString("reset_at"); s != "" {
 		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-			return t
+			later(t)
 		}
 	}
-	if retryAfter != "" {
-		if secs, err := strconv.Atoi(strings.TrimSpace(retryAfter)); err == nil && secs >= 0 {
-			return now.Add(time.Duration(secs) * time.Second)
-		}
-		if t, err := http.ParseTime(retryAfter); err == nil {
-			return t
+	if retryAfter = strings.TrimSpace(retryAfter); retryAfter != "" {
+		if secs, err := strconv.Atoi(retryAfter); err == nil && secs >= 0 {
+			later(now.Add(time.Duration(secs) * time.Second))
+		} else if t, err := http.ParseTime(retryAfter); err == nil {
+			later(t)
 		}
 	}
-	return now.Add(defaultRetryAfter)
+	if !known {
+		return now.Add(defaultRetryAfter)
+	}
+	return at
 }
 
 // scrubURLError drops the URL from a *url.Error: the message keeps the operation and cause.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -557,4 +558,65 @@ func TestRefusedCreationsStillCount(t *testing.T) {
 	_, err = e.client.CreateAccount(ctx, fifteenth.CreateAccountRequest{Email: "x@example.com", FirstName: "X", LastName: "Y"})
 	var rl *fifteenth.RateLimitError
 	g.Expect(errors.As(err, &rl)).To(BeTrue(), "got %v", err)
+}
+
+// A 429 blocks until the latest of reset_at, now + Retry-After and now + 1 s: reset_at has
+// second precision and may already be past, and retrying at once meets another 429.
+func TestRetryAtOf429(t *testing.T) {
+	clock := newClock()
+	clock.Add(700 * time.Millisecond) // 10:30:00.7: the API's reset_at may be truncated to 10:30:00
+	now := clock.Now()
+	stamp := func(d time.Duration) string { return now.Add(d).UTC().Format(time.RFC3339) }
+	for _, tt := range []struct {
+		name       string
+		resetAt    string // "" for none
+		retryAfter string // "" for none
+		want       time.Time
+	}{
+		{"reset_at in the past", stamp(-5 * time.Second), "", now.Add(time.Second)},
+		{"reset_at truncated to now", "2024-01-15T10:30:00Z", "", now.Add(time.Second)},
+		{"reset_at in the past, Retry-After", stamp(-5 * time.Second), "5", now.Add(5 * time.Second)},
+		{"Retry-After larger than reset_at", now.Add(10 * time.Second).Format(time.RFC3339Nano), "30", now.Add(30 * time.Second)},
+		{"both, reset_at later", now.Add(90 * time.Second).Format(time.RFC3339Nano), "60", now.Add(90 * time.Second)},
+		{"Retry-After zero", "", "0", now.Add(time.Second)},
+		{"Retry-After as a past HTTP date", "", now.Add(-time.Hour).Format(http.TimeFormat), now.Add(time.Second)},
+		{"neither", "", "", now.Add(time.Minute)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			var calls atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				calls.Add(1)
+				details := `{"limit": 10, "window_minutes": 60}`
+				if tt.resetAt != "" {
+					details = `{"limit": 10, "window_minutes": 60, "reset_at": "` + tt.resetAt + `"}`
+				}
+				if tt.retryAfter != "" {
+					w.Header().Set("Retry-After", tt.retryAfter)
+				}
+				w.WriteHeader(429)
+				_, _ = w.Write([]byte(`{"error": {"code": "RATE_LIMIT_EXCEEDED", "message": "Too many login link generation requests", "details": ` + details + `}}`))
+			}))
+			defer srv.Close()
+			clock := &fakeClock{t: now}
+			c, err := fifteenth.New(fifteenth.Options{BaseURL: srv.URL, Key: key, Now: clock.Now})
+			g.Expect(err).NotTo(HaveOccurred())
+
+			_, err = c.GenerateLoginLink(context.Background(), 1, fifteenth.LoginLinkRequest{})
+			at, limited := fifteenth.RetryAt(err)
+			g.Expect(limited).To(BeTrue(), "got %v", err)
+			g.Expect(at).To(BeTemporally("==", tt.want))
+
+			// The account is blocked locally until then, and no longer.
+			clock.Add(tt.want.Sub(now) - time.Millisecond)
+			_, err = c.GenerateLoginLink(context.Background(), 1, fifteenth.LoginLinkRequest{})
+			var rl *fifteenth.RateLimitError
+			g.Expect(errors.As(err, &rl)).To(BeTrue(), "got %v", err)
+			g.Expect(rl.RetryAt).To(BeTemporally("==", tt.want))
+			g.Expect(calls.Load()).To(BeEquivalentTo(1))
+			clock.Add(time.Millisecond)
+			_, _ = c.GenerateLoginLink(context.Background(), 1, fifteenth.LoginLinkRequest{})
+			g.Expect(calls.Load()).To(BeEquivalentTo(2), "the block lifts at the retry time")
+		})
+	}
 }
