@@ -620,3 +620,29 @@ func TestRetryAtOf429(t *testing.T) {
 		})
 	}
 }
+
+// A generation that took effect but was answered 500 uses no slot, at the client and at the
+// simulator alike: the two keep the same count, and the client never meets the server's limit.
+func TestFailedAfterCommitLinksUseNoSlot(t *testing.T) {
+	g := NewWithT(t)
+	e := newEnv(t, sim.Config{}, fifteenth.Options{})
+	ctx := context.Background()
+	a, err := e.client.CreateAccount(ctx, john())
+	g.Expect(err).NotTo(HaveOccurred())
+	setFaults(t, e.srv.URL, `{"fail_after_commit_rate": 1}`)
+	for range 10 {
+		_, err := e.client.GenerateLoginLink(ctx, a.ID, fifteenth.LoginLinkRequest{})
+		apiErr, ok := fifteenth.AsError(err)
+		g.Expect(ok).To(BeTrue(), "got %v", err)
+		g.Expect(apiErr.StatusCode).To(Equal(500))
+	}
+	setFaults(t, e.srv.URL, `{}`)
+	for range 10 {
+		_, err := e.client.GenerateLoginLink(ctx, a.ID, fifteenth.LoginLinkRequest{})
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	_, err = e.client.GenerateLoginLink(ctx, a.ID, fifteenth.LoginLinkRequest{})
+	var rl *fifteenth.RateLimitError
+	g.Expect(errors.As(err, &rl)).To(BeTrue(), "got %v", err)
+	g.Expect(stats(t, e.srv.URL).Requests["POST /v1beta/accounts/{id}/login-link"]).NotTo(HaveKey("429"))
+}
