@@ -191,8 +191,9 @@ const (
 )
 
 // rateLimited answers 429 RATE_LIMIT_EXCEEDED with the documented message and details of the
-// limit, the configured rate, reset_at rounded up (a client that waits until it finds a free
-// slot) and a Retry-After header that agrees with it. Real and injected 429s both use it.
+// limit (from the configured rate), reset_at rounded up, so that a client waiting until then
+// finds a free slot, and a Retry-After header that agrees with it. Real and injected 429s both
+// use it.
 func (s *Server) rateLimited(w http.ResponseWriter, limit rateLimit, now, reset time.Time) {
 	reset = s.stampUp(reset)
 	w.Header().Set("Retry-After", retryAfter(reset.Sub(now)))
