@@ -55,9 +55,12 @@ type Options struct {
 	HTTPClient *http.Client
 	// Timeout bounds each call (default DefaultTimeout).
 	Timeout time.Duration
-	// AccountCreateRate is the client-side limit on creations per key (default 100/1m).
+	// AccountCreateRate is the client-side limit on creations per key (default 100/1m). Every
+	// call that may have reached the API counts, whatever its answer.
 	AccountCreateRate Rate
-	// LoginLinkRate is the client-side limit on links per account (default 10/1h).
+	// LoginLinkRate is the client-side limit on links per account (default 10/1h). Like the
+	// API's, it counts only successful generations: a call answered 4xx, 429 or 5xx gives its
+	// slot back; a call without an answer keeps it unless it certainly never reached the API.
 	LoginLinkRate Rate
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -155,7 +158,7 @@ const createKey = "partner"
 // CreateAccount calls POST /v1beta/accounts. The answer holds login links: handle with care.
 func (c *Client) CreateAccount(ctx context.Context, req CreateAccountRequest) (*Account, error) {
 	var out Account
-	err := c.limited(c.creates, ScopeAccountCreate, createKey, func() error {
+	err := c.limited(c.creates, ScopeAccountCreate, createKey, countEveryCall, func() (int, error) {
 		return c.do(ctx, http.MethodPost, RouteCreateAccount, "/v1beta/accounts", req, &out)
 	})
 	if err != nil {
@@ -168,7 +171,7 @@ func (c *Client) CreateAccount(ctx context.Context, req CreateAccountRequest) (*
 // earlier links, so callers must make sure only one owner generates for a user.
 func (c *Client) GenerateLoginLink(ctx context.Context, id AccountID, req LoginLinkRequest) (*LoginLink, error) {
 	var out LoginLink
-	err := c.limited(c.links, ScopeLoginLink, id.String(), func() error {
+	err := c.limited(c.links, ScopeLoginLink, id.String(), countSuccesses, func() (int, error) {
 		return c.do(ctx, http.MethodPost, RouteGenerateLoginLink, "/v1beta/accounts/"+id.String()+"/login-link", req, &out)
 	})
 	if err != nil {
@@ -180,14 +183,31 @@ func (c *Client) GenerateLoginLink(ctx context.Context, id AccountID, req LoginL
 // GetAccount calls GET /v1beta/accounts/{id} (Retrieve Account, whose shape CONTRACT.md infers).
 func (c *Client) GetAccount(ctx context.Context, id AccountID) (*Account, error) {
 	var out Account
-	if err := c.do(ctx, http.MethodGet, RouteGetAccount, "/v1beta/accounts/"+id.String(), nil, &out); err != nil {
+	if _, err := c.do(ctx, http.MethodGet, RouteGetAccount, "/v1beta/accounts/"+id.String(), nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
 }
 
-// limited runs call under limiter l for key. A 429 blocks the key until its reset.
-func (c *Client) limited(l *SlidingWindow, scope, key string, call func() error) error {
+// counting says which calls count against an API limit, hence keep their limiter slot.
+type counting int
+
+const (
+	// countEveryCall keeps the slot of every call, whatever its outcome. CONTRACT.md says only
+	// that the API allows 100 creations per partner key per minute, not that a refused request
+	// (a 409 DUPLICATE_EMAIL, a 400) goes free, so the creation limiter stays conservative: a
+	// wasted slot costs at most a minute.
+	countEveryCall counting = iota
+	// countSuccesses keeps the slot only of a call the API may have counted: CONTRACT.md says
+	// only successful link generations count, a refused (4xx, 429) or failed (5xx) one uses no
+	// slot. See mayHaveSucceeded.
+	countSuccesses
+)
+
+// limited runs call under limiter l for key; call returns the status of the answer (0 when
+// none arrived) and its error. The call's slot is kept or given back according to how, which
+// mirrors how the API counts. A 429 blocks the key until its retry time.
+func (c *Client) limited(l *SlidingWindow, scope, key string, how counting, call func() (int, error)) error {
 	res, retryAt, ok := l.Reserve(key)
 	if !ok {
 		if c.observeL != nil {
@@ -195,9 +215,15 @@ func (c *Client) limited(l *SlidingWindow, scope, key string, call func() error)
 		}
 		return &RateLimitError{Scope: scope, RetryAt: retryAt}
 	}
-	err := call()
-	res.Done()
+	status, err := call()
+	if how == countSuccesses && !mayHaveSucceeded(status, err) {
+		res.Cancel()
+	} else {
+		res.Done()
+	}
 	if at, limited := RetryAt(err); limited {
+		// at is the 429's RetryAt, never earlier than now + minRetryAfter (see retryAt): the
+		// key stays blocked exactly as long as the caller is told to wait.
 		l.Block(key, at)
 		if c.observeL != nil {
 			c.observeL(scope, at.Sub(c.now()))
@@ -206,16 +232,48 @@ func (c *Client) limited(l *SlidingWindow, scope, key string, call func() error)
 	return err
 }
 
-func (c *Client) do(ctx context.Context, method, route, path string, in, out any) error {
+// mayHaveSucceeded reports whether a call may have succeeded, and so been counted by a limit
+// that counts only successes, from the status of its answer (0 when none arrived) and its error:
+//   - a 2xx answer succeeded, even when its body could not be decoded;
+//   - any other answer (4xx, 429, 5xx) was refused or failed: no slot, as CONTRACT.md says;
+//   - a call that failed before its request could be sent (reading the key, encoding, a
+//     connection that could not be made, directly or through a proxy) never reached the API;
+//   - any other failure without an answer (a timeout, a connection lost mid-exchange) has an
+//     unknown outcome: the API may have generated the link and answered 2xx after we gave up,
+//     as the simulator's latency fault shows. It keeps its slot. CONTRACT.md's "a failed
+//     request uses no slot" speaks of answered failures; for an unanswered one the limiter
+//     keeps its promise never to count less than the API: counting less would earn a real 429
+//     (a wasted call, then the same wait), counting more costs one slot for one window, and
+//     only for calls that timed out.
+func mayHaveSucceeded(status int, err error) bool {
+	switch {
+	case status >= 200 && status < 300:
+		return true
+	case status != 0:
+		return false
+	}
+	var te *TransportError
+	if !errors.As(err, &te) {
+		return false // failed before any request was built or sent
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && (op.Op == "dial" || op.Op == "proxyconnect") {
+		return false // no connection to the API was made
+	}
+	return true
+}
+
+// do makes one exchange. It returns the status of the answer, 0 when none arrived.
+func (c *Client) do(ctx context.Context, method, route, path string, in, out any) (int, error) {
 	key, err := c.key.APIKey()
 	if err != nil {
-		return fmt.Errorf("%s: reading API key: %w", route, err)
+		return 0, fmt.Errorf("%s: reading API key: %w", route, err)
 	}
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return fmt.Errorf("%s: encoding request: %w", route, err)
+			return 0, fmt.Errorf("%s: encoding request: %w", route, err)
 		}
 		body = bytes.NewReader(b)
 	}
@@ -225,7 +283,7 @@ func (c *Client) do(ctx context.Context, method, route, path string, in, out any
 	u.Path = strings.TrimSuffix(u.Path, "/") + path
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
-		return fmt.Errorf("%s: building request: %w", route, err)
+		return 0, fmt.Errorf("%s: building request: %w", route, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Accept", "application/json")
@@ -238,15 +296,15 @@ func (c *Client) do(ctx context.Context, method, route, path string, in, out any
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.observed(route, 0, start)
-		return &TransportError{Route: route, Err: scrubURLError(err)}
+		return 0, &TransportError{Route: route, Err: scrubURLError(err)}
 	}
 	defer func() { _ = resp.Body.Close() }()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	c.observed(route, resp.StatusCode, start)
 	if err != nil {
-		return &TransportError{Route: route, Err: fmt.Errorf("reading answer: %w", err)}
+		return resp.StatusCode, &TransportError{Route: route, Err: fmt.Errorf("reading answer: %w", err)}
 	}
-	return c.decodeAnswer(route, resp.StatusCode, resp.Header.Get("Retry-After"), raw, out)
+	return resp.StatusCode, c.decodeAnswer(route, resp.StatusCode, resp.Header.Get("Retry-After"), raw, out)
 }
 
 // decodeAnswer turns an answer into out or an error. It is pure, so that it can be fuzzed.
@@ -293,23 +351,38 @@ func (c *Client) decodeError(route string, status int, retryAfter string, raw []
 // defaultRetryAfter applies to a 429 that says neither reset_at nor Retry-After.
 const defaultRetryAfter = time.Minute
 
-// retryAt reads details.reset_at first, then the Retry-After header (seconds or HTTP date).
+// minRetryAfter is the shortest wait after a 429: reset_at has second precision and may be
+// truncated, or already past when it arrives, and a retry at once would meet another 429.
+const minRetryAfter = time.Second
+
+// retryAt is when a 429 may be retried: the latest of details.reset_at, now + the Retry-After
+// header (seconds or HTTP date) and now + minRetryAfter, as CONTRACT.md says. A 429 that gives
+// neither (or nothing readable) waits defaultRetryAfter.
 func (c *Client) retryAt(e *Error, retryAfter string) time.Time {
 	now := c.now()
+	at, known := now.Add(minRetryAfter), false
+	later := func(t time.Time) {
+		known = true
+		if t.After(at) {
+			at = t
+		}
+	}
 	if s := e.DetailString("reset_at"); s != "" {
 		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-			return t
+			later(t)
 		}
 	}
-	if retryAfter != "" {
-		if secs, err := strconv.Atoi(strings.TrimSpace(retryAfter)); err == nil && secs >= 0 {
-			return now.Add(time.Duration(secs) * time.Second)
-		}
-		if t, err := http.ParseTime(retryAfter); err == nil {
-			return t
+	if retryAfter = strings.TrimSpace(retryAfter); retryAfter != "" {
+		if secs, err := strconv.Atoi(retryAfter); err == nil && secs >= 0 {
+			later(now.Add(time.Duration(secs) * time.Second))
+		} else if t, err := http.ParseTime(retryAfter); err == nil {
+			later(t)
 		}
 	}
-	return now.Add(defaultRetryAfter)
+	if !known {
+		return now.Add(defaultRetryAfter)
+	}
+	return at
 }
 
 // scrubURLError drops the URL from a *url.Error: the message keeps the operation and cause.

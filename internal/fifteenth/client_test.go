@@ -3,12 +3,14 @@ package fifteenth_test
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -397,4 +399,250 @@ func stats(t *testing.T, base string) sim.Stats {
 	var s sim.Stats
 	getJSON(t, base+"/_sim/stats", &s)
 	return s
+}
+
+// setFaults replaces the simulator's faults through /_sim/faults.
+func setFaults(t *testing.T, base, body string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPut, base+"/_sim/faults", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT /_sim/faults %s: %d", body, resp.StatusCode)
+	}
+}
+
+// The link limiter counts what the API counts: refused calls (4xx) use no slot, so a stream of
+// USER_NOT_FOUND for one user never blocks the account's other users.
+func TestRefusedLinkCallsUseNoSlot(t *testing.T) {
+	g := NewWithT(t)
+	e := newEnv(t, sim.Config{}, fifteenth.Options{})
+	ctx := context.Background()
+	a, err := e.client.CreateAccount(ctx, john())
+	g.Expect(err).NotTo(HaveOccurred())
+
+	for range 10 {
+		_, err := e.client.GenerateLoginLink(ctx, a.ID, fifteenth.LoginLinkRequest{UserEmail: "gone@example.com"})
+		g.Expect(fifteenth.HasCode(err, fifteenth.CodeUserNotFound)).To(BeTrue(), "got %v", err)
+	}
+	_, err = e.client.GenerateLoginLink(ctx, a.ID, fifteenth.LoginLinkRequest{UserEmail: a.Email})
+	var rl *fifteenth.RateLimitError
+	g.Expect(errors.As(err, &rl)).To(BeFalse(), "refused calls used the client's slots: %v", err)
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = e.client.GenerateLoginLink(ctx, a.ID, fifteenth.LoginLinkRequest{ExpiryHours: 500})
+	g.Expect(fifteenth.HasCode(err, fifteenth.CodeInvalidExpiry)).To(BeTrue(), "got %v", err)
+
+	// Successes still count: nine more fill the window, the next is refused locally.
+	for range 9 {
+		_, err := e.client.GenerateLoginLink(ctx, a.ID, fifteenth.LoginLinkRequest{})
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	_, err = e.client.GenerateLoginLink(ctx, a.ID, fifteenth.LoginLinkRequest{})
+	g.Expect(errors.As(err, &rl)).To(BeTrue(), "got %v", err)
+	g.Expect(stats(t, e.srv.URL).Requests["POST /v1beta/accounts/{id}/login-link"]).NotTo(HaveKey("429"))
+}
+
+// A 5xx uses no slot, and neither does a 429 (the block after it does the waiting).
+func TestFailedLinkCallsUseNoSlot(t *testing.T) {
+	g := NewWithT(t)
+	e := newEnv(t, sim.Config{}, fifteenth.Options{LoginLinkRate: fifteenth.Rate{N: 2, Per: time.Hour}})
+	ctx := context.Background()
+	a, err := e.client.CreateAccount(ctx, john())
+	g.Expect(err).NotTo(HaveOccurred())
+
+	setFaults(t, e.srv.URL, `{"fail_rate": 1}`)
+	for range 20 {
+		_, err := e.client.GenerateLoginLink(ctx, a.ID, fifteenth.LoginLinkRequest{})
+		apiErr, ok := fifteenth.AsError(err)
+		g.Expect(ok).To(BeTrue(), "got %v", err)
+		g.Expect(apiErr.StatusCode).To(Equal(500))
+		e.clock.Add(10 * time.Second)
+	}
+	setFaults(t, e.srv.URL, `{"rate_limit_next": 1}`)
+	_, err = e.client.GenerateLoginLink(ctx, a.ID, fifteenth.LoginLinkRequest{})
+	g.Expect(fifteenth.HasCode(err, fifteenth.CodeRateLimitExceeded)).To(BeTrue(), "got %v", err)
+	e.clock.Add(time.Minute) // past the injected 429's reset
+
+	setFaults(t, e.srv.URL, `{}`)
+	for i := range 2 {
+		_, err := e.client.GenerateLoginLink(ctx, a.ID, fifteenth.LoginLinkRequest{})
+		g.Expect(err).NotTo(HaveOccurred(), "generation %d after the failures", i)
+	}
+	_, err = e.client.GenerateLoginLink(ctx, a.ID, fifteenth.LoginLinkRequest{})
+	var rl *fifteenth.RateLimitError
+	g.Expect(errors.As(err, &rl)).To(BeTrue(), "two successes fill a window of 2: %v", err)
+}
+
+// A call that got no answer may have generated a link that the API counts: it keeps its slot.
+// A success whose body could not be decoded was counted by the API too. Only a call that
+// certainly never reached the API (the connection could not be made) gives its slot back.
+func TestUnansweredLinkCalls(t *testing.T) {
+	t.Run("timeout keeps the slot", func(t *testing.T) {
+		g := NewWithT(t)
+		e := newEnv(t, sim.Config{Now: time.Now}, fifteenth.Options{Now: time.Now,
+			Timeout: 100 * time.Millisecond, LoginLinkRate: fifteenth.Rate{N: 1, Per: time.Hour}})
+		ctx := context.Background()
+		a, err := e.client.CreateAccount(ctx, john())
+		g.Expect(err).NotTo(HaveOccurred())
+		setFaults(t, e.srv.URL, `{"latency": "1s"}`)
+		_, err = e.client.GenerateLoginLink(ctx, a.ID, fifteenth.LoginLinkRequest{})
+		var te *fifteenth.TransportError
+		g.Expect(errors.As(err, &te)).To(BeTrue(), "got %v", err)
+		g.Expect(stats(t, e.srv.URL).LinksGenerated).To(Equal(1), "the API generated the link it never answered")
+		_, err = e.client.GenerateLoginLink(ctx, a.ID, fifteenth.LoginLinkRequest{})
+		var rl *fifteenth.RateLimitError
+		g.Expect(errors.As(err, &rl)).To(BeTrue(), "got %v", err)
+	})
+	t.Run("undecodable success keeps the slot", func(t *testing.T) {
+		g := NewWithT(t)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(200)
+			_, _ = w.Write([]byte(`{"login_link": 5}`))
+		}))
+		defer srv.Close()
+		c, err := fifteenth.New(fifteenth.Options{BaseURL: srv.URL, Key: key, LoginLinkRate: fifteenth.Rate{N: 1, Per: time.Hour}})
+		g.Expect(err).NotTo(HaveOccurred())
+		_, err = c.GenerateLoginLink(context.Background(), 1, fifteenth.LoginLinkRequest{})
+		var te *fifteenth.TransportError
+		g.Expect(errors.As(err, &te)).To(BeTrue(), "got %v", err)
+		_, err = c.GenerateLoginLink(context.Background(), 1, fifteenth.LoginLinkRequest{})
+		var rl *fifteenth.RateLimitError
+		g.Expect(errors.As(err, &rl)).To(BeTrue(), "got %v", err)
+	})
+	t.Run("connection refused gives the slot back", func(t *testing.T) {
+		g := NewWithT(t)
+		e := newEnv(t, sim.Config{}, fifteenth.Options{})
+		var down sync.Map // set while the API is unreachable
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		dial := tr.DialContext
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if _, ok := down.Load("down"); ok {
+				return nil, &net.OpError{Op: "dial", Net: network, Err: errors.New("connection refused")}
+			}
+			return dial(ctx, network, addr)
+		}
+		c, err := fifteenth.New(fifteenth.Options{BaseURL: e.srv.URL, Key: key, Now: e.clock.Now,
+			HTTPClient: &http.Client{Transport: tr}, LoginLinkRate: fifteenth.Rate{N: 1, Per: time.Hour}})
+		g.Expect(err).NotTo(HaveOccurred())
+		a, err := c.CreateAccount(context.Background(), john())
+		g.Expect(err).NotTo(HaveOccurred())
+		tr.CloseIdleConnections()
+		down.Store("down", true)
+		for range 5 {
+			_, err = c.GenerateLoginLink(context.Background(), a.ID, fifteenth.LoginLinkRequest{})
+			var te *fifteenth.TransportError
+			g.Expect(errors.As(err, &te)).To(BeTrue(), "got %v", err)
+		}
+		down.Delete("down")
+		_, err = c.GenerateLoginLink(context.Background(), a.ID, fifteenth.LoginLinkRequest{})
+		g.Expect(err).NotTo(HaveOccurred())
+	})
+}
+
+// CONTRACT.md says only that the API allows 100 creations per key per minute, not that refused
+// requests go free: the creation limiter keeps counting every request that reached the API.
+func TestRefusedCreationsStillCount(t *testing.T) {
+	g := NewWithT(t)
+	e := newEnv(t, sim.Config{}, fifteenth.Options{AccountCreateRate: fifteenth.Rate{N: 2, Per: time.Minute}})
+	ctx := context.Background()
+	_, err := e.client.CreateAccount(ctx, john())
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = e.client.CreateAccount(ctx, john())
+	g.Expect(fifteenth.HasCode(err, fifteenth.CodeDuplicateEmail)).To(BeTrue(), "got %v", err)
+	_, err = e.client.CreateAccount(ctx, fifteenth.CreateAccountRequest{Email: "x@example.com", FirstName: "X", LastName: "Y"})
+	var rl *fifteenth.RateLimitError
+	g.Expect(errors.As(err, &rl)).To(BeTrue(), "got %v", err)
+}
+
+// A 429 blocks until the latest of reset_at, now + Retry-After and now + 1 s: reset_at has
+// second precision and may already be past, and retrying at once meets another 429.
+func TestRetryAtOf429(t *testing.T) {
+	clock := newClock()
+	clock.Add(700 * time.Millisecond) // 10:30:00.7: the API's reset_at may be truncated to 10:30:00
+	now := clock.Now()
+	stamp := func(d time.Duration) string { return now.Add(d).UTC().Format(time.RFC3339) }
+	for _, tt := range []struct {
+		name       string
+		resetAt    string // "" for none
+		retryAfter string // "" for none
+		want       time.Time
+	}{
+		{"reset_at in the past", stamp(-5 * time.Second), "", now.Add(time.Second)},
+		{"reset_at truncated to now", "2024-01-15T10:30:00Z", "", now.Add(time.Second)},
+		{"reset_at in the past, Retry-After", stamp(-5 * time.Second), "5", now.Add(5 * time.Second)},
+		{"Retry-After larger than reset_at", now.Add(10 * time.Second).Format(time.RFC3339Nano), "30", now.Add(30 * time.Second)},
+		{"both, reset_at later", now.Add(90 * time.Second).Format(time.RFC3339Nano), "60", now.Add(90 * time.Second)},
+		{"Retry-After zero", "", "0", now.Add(time.Second)},
+		{"Retry-After as a past HTTP date", "", now.Add(-time.Hour).Format(http.TimeFormat), now.Add(time.Second)},
+		{"neither", "", "", now.Add(time.Minute)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			var calls atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				calls.Add(1)
+				details := `{"limit": 10, "window_minutes": 60}`
+				if tt.resetAt != "" {
+					details = `{"limit": 10, "window_minutes": 60, "reset_at": "` + tt.resetAt + `"}`
+				}
+				if tt.retryAfter != "" {
+					w.Header().Set("Retry-After", tt.retryAfter)
+				}
+				w.WriteHeader(429)
+				_, _ = w.Write([]byte(`{"error": {"code": "RATE_LIMIT_EXCEEDED", "message": "Too many login link generation requests", "details": ` + details + `}}`))
+			}))
+			defer srv.Close()
+			clock := &fakeClock{t: now}
+			c, err := fifteenth.New(fifteenth.Options{BaseURL: srv.URL, Key: key, Now: clock.Now})
+			g.Expect(err).NotTo(HaveOccurred())
+
+			_, err = c.GenerateLoginLink(context.Background(), 1, fifteenth.LoginLinkRequest{})
+			at, limited := fifteenth.RetryAt(err)
+			g.Expect(limited).To(BeTrue(), "got %v", err)
+			g.Expect(at).To(BeTemporally("==", tt.want))
+
+			// The account is blocked locally until then, and no longer.
+			clock.Add(tt.want.Sub(now) - time.Millisecond)
+			_, err = c.GenerateLoginLink(context.Background(), 1, fifteenth.LoginLinkRequest{})
+			var rl *fifteenth.RateLimitError
+			g.Expect(errors.As(err, &rl)).To(BeTrue(), "got %v", err)
+			g.Expect(rl.RetryAt).To(BeTemporally("==", tt.want))
+			g.Expect(calls.Load()).To(BeEquivalentTo(1))
+			clock.Add(time.Millisecond)
+			_, _ = c.GenerateLoginLink(context.Background(), 1, fifteenth.LoginLinkRequest{})
+			g.Expect(calls.Load()).To(BeEquivalentTo(2), "the block lifts at the retry time")
+		})
+	}
+}
+
+// A generation that took effect but was answered 500 uses no slot, at the client and at the
+// simulator alike: the two keep the same count, and the client never meets the server's limit.
+func TestFailedAfterCommitLinksUseNoSlot(t *testing.T) {
+	g := NewWithT(t)
+	e := newEnv(t, sim.Config{}, fifteenth.Options{})
+	ctx := context.Background()
+	a, err := e.client.CreateAccount(ctx, john())
+	g.Expect(err).NotTo(HaveOccurred())
+	setFaults(t, e.srv.URL, `{"fail_after_commit_rate": 1}`)
+	for range 10 {
+		_, err := e.client.GenerateLoginLink(ctx, a.ID, fifteenth.LoginLinkRequest{})
+		apiErr, ok := fifteenth.AsError(err)
+		g.Expect(ok).To(BeTrue(), "got %v", err)
+		g.Expect(apiErr.StatusCode).To(Equal(500))
+	}
+	setFaults(t, e.srv.URL, `{}`)
+	for range 10 {
+		_, err := e.client.GenerateLoginLink(ctx, a.ID, fifteenth.LoginLinkRequest{})
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	_, err = e.client.GenerateLoginLink(ctx, a.ID, fifteenth.LoginLinkRequest{})
+	var rl *fifteenth.RateLimitError
+	g.Expect(errors.As(err, &rl)).To(BeTrue(), "got %v", err)
+	g.Expect(stats(t, e.srv.URL).Requests["POST /v1beta/accounts/{id}/login-link"]).NotTo(HaveKey("429"))
 }

@@ -24,8 +24,9 @@ const (
 )
 
 // Error is an error answer of the API: its HTTP status and the documented envelope
-// {"error": {"code", "message", "details"}}. For a 429, RetryAt is when to try again
-// (details.reset_at, else the Retry-After header).
+// {"error": {"code", "message", "details"}}. For a 429, RetryAt is when to try again: the
+// latest of details.reset_at, now + the Retry-After header and now + 1 s (a minute when the
+// answer gives neither).
 type Error struct {
 	// Route names the call, e.g. "POST /v1beta/accounts" (no account IDs, no secrets).
 	Route      string

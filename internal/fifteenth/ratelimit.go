@@ -2,6 +2,7 @@ package fifteenth
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,9 +67,11 @@ func (r *Rate) Set(s string) error {
 func (r *Rate) Type() string { return "rate" }
 
 // SlidingWindow limits events per key to Rate.N within any window of Rate.Per, like a
-// sliding-window log. An event counts from the moment its call completes (Reservation.Done),
+// sliding-window log. Reserve takes a slot before a call; the call then settles it. A call the
+// API counted keeps its slot (Reservation.Done), counted from the moment the call completes,
 // which is never earlier than the server saw it, so the client stays under the server's count
-// even though it cannot see it. A key may also be blocked until a time (after a 429).
+// even though it cannot see it. A call the API did not count gives its slot back
+// (Reservation.Cancel). A key may also be blocked until a time (after a 429).
 type SlidingWindow struct {
 	rate Rate
 	now  func() time.Time
@@ -83,12 +86,16 @@ type window struct {
 	blockedUntil time.Time
 }
 
+// event is a reserved slot, counted from at: the reservation, then the call's completion.
 type event struct{ at time.Time }
 
-// Reservation is a slot taken by Reserve.
+// Reservation is a slot taken by Reserve. Settle it exactly once, with Done or Cancel; the
+// first of them wins and later calls do nothing.
 type Reservation struct {
-	l *SlidingWindow
-	e *event
+	l       *SlidingWindow
+	key     string
+	e       *event
+	settled bool // guarded by l.mu
 }
 
 // NewSlidingWindow returns a limiter for rate; now is the clock (nil for time.Now).
@@ -127,18 +134,53 @@ func (l *SlidingWindow) Reserve(key string) (*Reservation, time.Time, bool) {
 	}
 	e := &event{at: now}
 	w.events = append(w.events, e)
-	return &Reservation{l: l, e: e}, time.Time{}, true
+	return &Reservation{l: l, key: key, e: e}, time.Time{}, true
 }
 
-// Done marks the reserved call as completed now: the slot frees up one window later.
+// Done marks the reserved call as completed now and counted: the slot frees up one window
+// later.
 func (r *Reservation) Done() {
 	if r == nil {
 		return
 	}
 	r.l.mu.Lock()
 	defer r.l.mu.Unlock()
-	if now := r.l.now(); now.After(r.e.at) {
+	if r.settled {
+		return
+	}
+	r.settled = true
+	now := r.l.now()
+	if now.After(r.e.at) {
 		r.e.at = now
+	}
+	// A call that outlasted the window had its event expired meanwhile: count it again.
+	w := r.l.prune(r.key, now)
+	if !slices.Contains(w.events, r.e) {
+		w.events = append(w.events, r.e)
+	}
+}
+
+// Cancel gives the slot back at once: the reserved call did not count against the limit
+// (the API refused it or failed, or it never reached the API).
+func (r *Reservation) Cancel() {
+	if r == nil {
+		return
+	}
+	r.l.mu.Lock()
+	defer r.l.mu.Unlock()
+	if r.settled {
+		return
+	}
+	r.settled = true
+	w := r.l.keys[r.key]
+	if w == nil {
+		return
+	}
+	for i, e := range w.events {
+		if e == r.e {
+			w.events = slices.Delete(w.events, i, i+1)
+			break
+		}
 	}
 }
 

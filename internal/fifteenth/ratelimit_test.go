@@ -76,3 +76,52 @@ func TestSlidingWindow(t *testing.T) {
 		t.Fatalf("limiter tracks %d keys, want idle keys swept", n)
 	}
 }
+
+func TestReservationCancel(t *testing.T) {
+	now := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := NewSlidingWindow(Rate{N: 2, Per: time.Hour}, func() time.Time { return now })
+
+	kept, _, ok := l.Reserve("a")
+	if !ok {
+		t.Fatal("first reserve refused")
+	}
+	kept.Done()
+	for i := range 20 {
+		r, _, ok := l.Reserve("a")
+		if !ok {
+			t.Fatalf("reserve %d refused although every earlier refused call was cancelled", i)
+		}
+		r.Cancel()
+		r.Done() // settling twice changes nothing
+	}
+	r, _, ok := l.Reserve("a")
+	if !ok {
+		t.Fatal("second slot refused")
+	}
+	r.Done()
+	r.Cancel() // too late: a completed call stays counted
+	if _, _, ok := l.Reserve("a"); ok {
+		t.Fatal("two completed calls must fill a window of 2")
+	}
+
+	// A call that outlasts the window is counted again from its completion.
+	short := NewSlidingWindow(Rate{N: 2, Per: time.Second}, func() time.Time { return now })
+	long, _, _ := short.Reserve("b")
+	now = now.Add(time.Minute)
+	other, _, ok := short.Reserve("b") // expires the long call's event
+	if !ok {
+		t.Fatal("reserve refused")
+	}
+	other.Cancel()
+	long.Done()
+	if _, _, ok := short.Reserve("b"); !ok {
+		t.Fatal("one slot of two must be free")
+	}
+	if _, _, ok := short.Reserve("b"); ok {
+		t.Fatal("a call completed now must hold its slot for a window")
+	}
+	now = now.Add(time.Second)
+	if _, _, ok := short.Reserve("b"); !ok {
+		t.Fatal("slot did not free one window after completion")
+	}
+}

@@ -109,7 +109,8 @@ func badJSON(w http.ResponseWriter) {
 		map[string]any{"body": []string{"Must be a JSON object with fields of the documented types"}})
 }
 
-func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, apiKey string) {
+func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, call apiCall) {
+	apiKey := call.key
 	var req createRequest
 	if err := decodeBody(r, &req); err != nil {
 		badJSON(w)
@@ -139,12 +140,7 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, apiKey st
 	events := window(s.creates[apiKey], now, per)
 	s.creates[apiKey] = events
 	if len(events) >= s.cfg.AccountRate.N {
-		reset := events[0].Add(per)
-		w.Header().Set("Retry-After", retryAfter(reset.Sub(now)))
-		secs := int(s.cfg.AccountRate.Per.Seconds())
-		writeError(w, http.StatusTooManyRequests, fifteenth.CodeRateLimitExceeded,
-			fmt.Sprintf("Rate limit exceeded. Please retry after %d seconds.", secs),
-			map[string]any{"limit": s.cfg.AccountRate.N, "window_seconds": secs, "reset_at": Timestamp(s.stamp(reset))})
+		s.rateLimited(w, limitAccountCreate, now, events[0].Add(per))
 		return
 	}
 	emails := []string{*req.Email}
@@ -165,6 +161,9 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, apiKey st
 	s.nextID++
 	s.accounts[a.ID] = a
 	s.byEmail[strings.ToLower(a.Email)] = a.ID
+	// CONTRACT.md does not say which creations count against the limit; the simulator counts
+	// those that took effect (a 409 or a 400 created nothing). The client counts every request,
+	// so it never counts fewer.
 	s.creates[apiKey] = append(events, now)
 	s.counts.AccountsCreated++
 
@@ -220,7 +219,7 @@ func accountNotFound(w http.ResponseWriter, r *http.Request) {
 		map[string]any{"account_id": r.PathValue("id")})
 }
 
-func (s *Server) getAccount(w http.ResponseWriter, r *http.Request, _ string) {
+func (s *Server) getAccount(w http.ResponseWriter, r *http.Request, _ apiCall) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a, ok := s.lookup(r)
@@ -276,7 +275,7 @@ func (s *Server) permitted(u string) bool {
 	return false
 }
 
-func (s *Server) generateLoginLink(w http.ResponseWriter, r *http.Request, _ string) {
+func (s *Server) generateLoginLink(w http.ResponseWriter, r *http.Request, call apiCall) {
 	var req linkRequest
 	var settings notificationSettings
 	bodyErr := decodeBody(r, &req)
@@ -348,10 +347,7 @@ func (s *Server) generateLoginLink(w http.ResponseWriter, r *http.Request, _ str
 	events := window(s.linkGen[a.ID], now, per)
 	s.linkGen[a.ID] = events
 	if len(events) >= s.cfg.LinkRate.N {
-		reset := events[0].Add(per)
-		w.Header().Set("Retry-After", retryAfter(reset.Sub(now)))
-		writeError(w, http.StatusTooManyRequests, fifteenth.CodeRateLimitExceeded, "Too many login link generation requests",
-			map[string]any{"limit": s.cfg.LinkRate.N, "window_minutes": int(s.cfg.LinkRate.Per.Minutes()), "reset_at": Timestamp(s.stamp(reset))})
+		s.rateLimited(w, limitLoginLink, now, events[0].Add(per))
 		return
 	}
 
@@ -369,7 +365,15 @@ func (s *Server) generateLoginLink(w http.ResponseWriter, r *http.Request, _ str
 		rd = *redirect
 	}
 	l := s.newLink("partner-login", a.ID, user, purpose, rd, created, expires)
-	s.linkGen[a.ID] = append(events, now)
+	// Only successful generations count against the link limit (CONTRACT.md): a refused
+	// request (4xx, 429) returned above, a failed one (5xx) uses no slot. A generation that
+	// takes effect but is answered 500 (--fail-after-commit-rate) is a failed one for the
+	// partner, who cannot tell it from a 500 before any effect: it uses no slot either, so the
+	// client, which gives a 5xx's slot back, keeps the same count as the simulator. The link
+	// exists all the same, and earlier links were invalidated.
+	if !call.failAfterCommit {
+		s.linkGen[a.ID] = append(events, now)
+	}
 	s.counts.LinksGenerated++
 	notify := req.SendNotification == nil || *req.SendNotification
 	if notify {

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -119,8 +120,21 @@ func (s *Server) authorized(r *http.Request) (string, bool) {
 	return key, strings.HasPrefix(key, KeyPrefix) && len(key) > len(KeyPrefix)
 }
 
-// api wraps an API handler with stats, authentication and fault injection.
-func (s *Server) api(h func(http.ResponseWriter, *http.Request, string)) http.Handler {
+// apiCall is what the API middleware tells a handler about its request.
+type apiCall struct {
+	// key is the partner key that authenticated the request.
+	key string
+	// failAfterCommit is set when the answer will be replaced by a 500 after the effect: a
+	// handler whose limit counts only successful requests must not count this one.
+	failAfterCommit bool
+}
+
+// injectedRateLimitWait is how long an injected 429 asks the client to wait.
+const injectedRateLimitWait = 2 * time.Second
+
+// api wraps an API handler with stats, authentication and fault injection. limit names the
+// route's rate limit, whose documented details an injected 429 carries.
+func (s *Server) api(limit rateLimit, h func(http.ResponseWriter, *http.Request, apiCall)) http.Handler {
 	return s.counted(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key, ok := s.authorized(r)
 		if !ok {
@@ -130,17 +144,15 @@ func (s *Server) api(h func(http.ResponseWriter, *http.Request, string)) http.Ha
 		f, delay := s.decide()
 		switch f {
 		case faultRateLimit:
-			reset := s.cfg.Now().Add(2 * time.Second)
-			w.Header().Set("Retry-After", "2")
-			writeError(w, http.StatusTooManyRequests, fifteenth.CodeRateLimitExceeded, "Rate limit exceeded (injected)",
-				map[string]any{"reset_at": Timestamp(s.stamp(reset))})
+			now := s.cfg.Now()
+			s.rateLimited(w, limit, now, now.Add(injectedRateLimitWait))
 			return
 		case faultFail:
 			internalError(w)
 			return
 		}
 		buf := &buffer{header: http.Header{}}
-		h(buf, r, key)
+		h(buf, r, apiCall{key: key, failAfterCommit: f == faultFailAfterCommit})
 		if delay > 0 {
 			t := time.NewTimer(delay)
 			select {
@@ -168,3 +180,34 @@ func internalError(w http.ResponseWriter) {
 
 // retryAfter formats a Retry-After value in whole seconds, at least 1.
 func retryAfter(d time.Duration) string { return strconv.Itoa(max(1, ceilSeconds(d))) }
+
+// rateLimit names the limit of a route, for the details of its 429 answers.
+type rateLimit int
+
+const (
+	limitNone          rateLimit = iota // undocumented: a 429 carries reset_at only
+	limitAccountCreate                  // {limit, window_seconds, reset_at}
+	limitLoginLink                      // {limit, window_minutes, reset_at}
+)
+
+// rateLimited answers 429 RATE_LIMIT_EXCEEDED with the documented message and details of the
+// limit (from the configured rate), reset_at rounded up, so that a client waiting until then
+// finds a free slot, and a Retry-After header that agrees with it. Real and injected 429s both
+// use it.
+func (s *Server) rateLimited(w http.ResponseWriter, limit rateLimit, now, reset time.Time) {
+	reset = s.stampUp(reset)
+	w.Header().Set("Retry-After", retryAfter(reset.Sub(now)))
+	switch limit {
+	case limitAccountCreate:
+		secs := int(s.cfg.AccountRate.Per.Seconds())
+		writeError(w, http.StatusTooManyRequests, fifteenth.CodeRateLimitExceeded,
+			fmt.Sprintf("Rate limit exceeded. Please retry after %d seconds.", secs),
+			map[string]any{"limit": s.cfg.AccountRate.N, "window_seconds": secs, "reset_at": Timestamp(reset)})
+	case limitLoginLink:
+		writeError(w, http.StatusTooManyRequests, fifteenth.CodeRateLimitExceeded, "Too many login link generation requests",
+			map[string]any{"limit": s.cfg.LinkRate.N, "window_minutes": int(s.cfg.LinkRate.Per.Minutes()), "reset_at": Timestamp(reset)})
+	default:
+		writeError(w, http.StatusTooManyRequests, fifteenth.CodeRateLimitExceeded, "Rate limit exceeded",
+			map[string]any{"reset_at": Timestamp(reset)})
+	}
+}

@@ -47,12 +47,14 @@ type Config struct {
 type Faults struct {
 	// FailRate is the fraction of API requests answered 500 before any effect.
 	FailRate float64 `json:"fail_rate"`
-	// FailAfterCommitRate is the fraction whose effect happens but whose answer is a 500.
+	// FailAfterCommitRate is the fraction whose effect happens but whose answer is a 500. Such
+	// a link generation uses no slot of the link limit, like any 5xx (see generateLoginLink).
 	FailAfterCommitRate float64 `json:"fail_after_commit_rate"`
 	// Latency delays the answer (after the effect) of LatencyRate of the API requests.
 	Latency     Duration `json:"latency"`
 	LatencyRate float64  `json:"latency_rate"`
-	// RateLimitNext answers the next N API requests with 429 before any effect.
+	// RateLimitNext answers the next N API requests with 429 before any effect, with the
+	// documented details of the route's limit and a Retry-After header, reset in 2 seconds.
 	RateLimitNext int `json:"rate_limit_next"`
 }
 
@@ -220,9 +222,9 @@ func New(cfg Config) *Server {
 
 func (s *Server) routes() {
 	m := http.NewServeMux()
-	m.Handle("POST /v1beta/accounts", s.api(s.createAccount))
-	m.Handle("GET /v1beta/accounts/{id}", s.api(s.getAccount))
-	m.Handle("POST /v1beta/accounts/{id}/login-link", s.api(s.generateLoginLink))
+	m.Handle("POST /v1beta/accounts", s.api(limitAccountCreate, s.createAccount))
+	m.Handle("GET /v1beta/accounts/{id}", s.api(limitNone, s.getAccount))
+	m.Handle("POST /v1beta/accounts/{id}/login-link", s.api(limitLoginLink, s.generateLoginLink))
 	m.Handle("GET /auth/partner-login/{token}", s.counted(s.useLink("partner-login")))
 	m.Handle("GET /auth/user-login/{token}", s.counted(s.useLink("user-login")))
 	m.HandleFunc("GET /_sim/accounts", s.simAccounts)
@@ -249,13 +251,29 @@ func (s *Server) apiDuration(d time.Duration) time.Duration {
 	return time.Duration(float64(d) / s.cfg.TimeScale)
 }
 
-// stamp rounds a time to what the API reports: whole seconds in real time (as documented),
-// milliseconds when time is scaled, since a scaled hour may last less than a second.
+// stamp rounds a time down to what the API reports: whole seconds in real time (as
+// documented), milliseconds when time is scaled, since a scaled hour may last less than a
+// second.
 func (s *Server) stamp(t time.Time) time.Time {
-	if s.cfg.TimeScale == 1 {
-		return t.UTC().Truncate(time.Second)
+	return t.UTC().Truncate(s.precision())
+}
+
+// stampUp rounds a time up to what the API reports. A reset time is always rounded up, never
+// down: a client that waits until reset_at then finds a free slot.
+func (s *Server) stampUp(t time.Time) time.Time {
+	p := s.precision()
+	t = t.UTC()
+	if r := t.Truncate(p); r.Before(t) {
+		return r.Add(p)
 	}
-	return t.UTC().Truncate(time.Millisecond)
+	return t
+}
+
+func (s *Server) precision() time.Duration {
+	if s.cfg.TimeScale == 1 {
+		return time.Second
+	}
+	return time.Millisecond
 }
 
 // Timestamp is a time that marshals as ISO 8601 UTC, with milliseconds only when non-zero.

@@ -500,3 +500,90 @@ func TestKeyRotation(t *testing.T) {
 	g.Expect(old.Status).To(Equal(401), "the old key is revoked")
 	g.Expect(old.errCode()).To(Equal("UNAUTHORIZED"))
 }
+
+// reset_at has second precision: the simulator rounds it up, never down, so that a client
+// waiting until reset_at never retries before a slot is free. Retry-After agrees with it.
+func TestResetAtRoundsUp(t *testing.T) {
+	g := NewWithT(t)
+	h := start(t, sim.Config{AccountRate: fifteenth.Rate{N: 1, Per: time.Minute}, LinkRate: fifteenth.Rate{N: 1, Per: time.Hour}})
+	h.clock.Add(400 * time.Millisecond) // 10:30:00.4
+	created := h.do("POST", "/v1beta/accounts", `{"email": "a@example.com", "first_name": "A", "last_name": "D"}`)
+	g.Expect(created.Status).To(Equal(201))
+	id := int64(created.Body["id"].(float64))
+	linkPath := fmt.Sprintf("/v1beta/accounts/%d/login-link", id)
+	g.Expect(h.do("POST", linkPath, `{}`).Status).To(Equal(200))
+
+	h.clock.Add(200 * time.Millisecond) // 10:30:00.6
+	limited := h.do("POST", "/v1beta/accounts", `{"email": "b@example.com", "first_name": "B", "last_name": "D"}`)
+	g.Expect(limited.Status).To(Equal(429))
+	g.Expect(limited.details()).To(HaveKeyWithValue("reset_at", "2024-01-15T10:31:01Z"), "10:31:00.4 rounded up")
+	g.Expect(limited.Header.Get("Retry-After")).To(Equal("61"), "from 10:30:00.6 to 10:31:01, rounded up")
+
+	limited = h.do("POST", linkPath, `{}`)
+	g.Expect(limited.Status).To(Equal(429))
+	g.Expect(limited.details()).To(HaveKeyWithValue("reset_at", "2024-01-15T11:30:01Z"))
+	g.Expect(limited.Header.Get("Retry-After")).To(Equal("3601"))
+}
+
+// Injected 429s look like real ones: the documented details of the route's limit (with the
+// configured rates), a rounded-up reset_at and a Retry-After header.
+func TestInjectedRateLimitDetails(t *testing.T) {
+	g := NewWithT(t)
+	h := start(t, sim.Config{AccountRate: fifteenth.Rate{N: 5, Per: 30 * time.Second}, LinkRate: fifteenth.Rate{N: 3, Per: 2 * time.Hour}})
+	created := h.do("POST", "/v1beta/accounts", `{"email": "a@example.com", "first_name": "A", "last_name": "D"}`)
+	id := int64(created.Body["id"].(float64))
+	h.clock.Add(400 * time.Millisecond) // 10:30:00.4
+	g.Expect(h.do("PUT", "/_sim/faults", `{"rate_limit_next": 3}`).Status).To(Equal(200))
+
+	create := h.do("POST", "/v1beta/accounts", `{"email": "b@example.com", "first_name": "B", "last_name": "D"}`)
+	g.Expect(create.Status).To(Equal(429))
+	g.Expect(create.errCode()).To(Equal("RATE_LIMIT_EXCEEDED"))
+	g.Expect(create.details()).To(Equal(map[string]any{"limit": 5.0, "window_seconds": 30.0, "reset_at": "2024-01-15T10:30:03Z"}))
+	g.Expect(create.Header.Get("Retry-After")).To(Equal("3"))
+
+	link := h.do("POST", fmt.Sprintf("/v1beta/accounts/%d/login-link", id), `{}`)
+	g.Expect(link.Status).To(Equal(429))
+	g.Expect(link.Body["error"]).To(HaveKeyWithValue("message", "Too many login link generation requests"))
+	g.Expect(link.details()).To(Equal(map[string]any{"limit": 3.0, "window_minutes": 120.0, "reset_at": "2024-01-15T10:30:03Z"}))
+	g.Expect(link.Header.Get("Retry-After")).To(Equal("3"))
+
+	get := h.do("GET", fmt.Sprintf("/v1beta/accounts/%d", id), "")
+	g.Expect(get.Status).To(Equal(429))
+	g.Expect(get.details()).To(HaveKeyWithValue("reset_at", "2024-01-15T10:30:03Z"))
+	g.Expect(get.Header.Get("Retry-After")).To(Equal("3"))
+}
+
+// Only successful generations count against the link limit: refused requests (4xx, 429) and
+// failed ones (5xx) use no slot, a generation that took effect but was answered 500 included.
+func TestLinkLimitCountsOnlySuccesses(t *testing.T) {
+	g := NewWithT(t)
+	h := start(t, sim.Config{LinkRate: fifteenth.Rate{N: 2, Per: time.Hour}})
+	created := h.do("POST", "/v1beta/accounts", `{"email": "a@example.com", "first_name": "A", "last_name": "D"}`)
+	id := int64(created.Body["id"].(float64))
+	linkPath := fmt.Sprintf("/v1beta/accounts/%d/login-link", id)
+
+	for range 5 {
+		g.Expect(h.do("POST", linkPath, `{"user_email": "nobody@example.com"}`).errCode()).To(Equal("USER_NOT_FOUND"))
+		g.Expect(h.do("POST", linkPath, `{"expiry_hours": 500}`).errCode()).To(Equal("INVALID_EXPIRY"))
+	}
+	g.Expect(h.do("PUT", "/_sim/faults", `{"rate_limit_next": 3}`).Status).To(Equal(200))
+	for range 3 {
+		g.Expect(h.do("POST", linkPath, `{}`).Status).To(Equal(429))
+	}
+	g.Expect(h.do("PUT", "/_sim/faults", `{"fail_rate": 1}`).Status).To(Equal(200))
+	for range 3 {
+		g.Expect(h.do("POST", linkPath, `{}`).Status).To(Equal(500))
+	}
+	g.Expect(h.do("PUT", "/_sim/faults", `{"fail_after_commit_rate": 1}`).Status).To(Equal(200))
+	for range 3 {
+		g.Expect(h.do("POST", linkPath, `{}`).Status).To(Equal(500))
+	}
+	var st sim.Stats
+	getJSON(t, h.url+"/_sim/stats", &st)
+	g.Expect(st.LinksGenerated).To(Equal(3), "the failed-after-commit generations took effect")
+
+	g.Expect(h.do("PUT", "/_sim/faults", `{}`).Status).To(Equal(200))
+	g.Expect(h.do("POST", linkPath, `{}`).Status).To(Equal(200))
+	g.Expect(h.do("POST", linkPath, `{}`).Status).To(Equal(200))
+	g.Expect(h.do("POST", linkPath, `{}`).Status).To(Equal(429), "two successes fill a window of 2")
+}
