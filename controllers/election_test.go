@@ -553,18 +553,28 @@ func TestPartnerAccountClaimHandover(t *testing.T) {
 	h.assertInvariant()
 }
 
-// 7c. spec.accountID cannot be added to an existing PartnerAccount.
+// 7c. spec.accountID added to an existing PartnerAccount is refused at apply time (it was
+// silently ignored), unless it pins the account the PartnerAccount already manages.
 func TestPartnerAccountAccountIDCannotBeAdded(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
+	other := h.createAccount("other@example.com")
 	h.create(account("plain", "plain@example.com"))
 	pa := h.expectAccountReason("plain", metav1.ConditionTrue, partnersv1.ReasonCreated)
 	id := pa.Status.AccountID
-	pa.Spec.AccountID = &id
+	pa.Spec.AccountID = &other
 	err := k8s.Update(ctx, pa)
 	h.g.Expect(err).To(HaveOccurred(), "adding spec.accountID is refused")
 	h.g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "an Invalid error: %v", err)
-	h.g.Expect(err.Error()).To(ContainSubstring("accountID"))
+	h.g.Expect(err.Error()).To(ContainSubstring("spec.accountID can be added only with the value of status.accountID"))
 	h.g.Expect(h.partnerAccount("plain").Spec.AccountID).To(BeNil())
+
+	// Pinning the managed account is honoured: nothing is called, the account stays.
+	calls := h.apiCalls()
+	pa = h.partnerAccount("plain")
+	pa.Spec.AccountID = &id
+	h.g.Expect(k8s.Update(ctx, pa)).To(Succeed())
+	h.g.Consistently(func() int { return h.apiCalls() }).Should(Equal(calls))
+	h.g.Expect(h.partnerAccount("plain").Status.AccountID).To(Equal(id))
 }
 
 // 7d. A resync of Ready objects writes nothing: after a restart every object is reconciled
