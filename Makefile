@@ -11,8 +11,9 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 ENVTEST_K8S_VERSION ?= 1.34.4
 ENVTEST_ASSETS ?= $(LOCALBIN)/k8s/$(ENVTEST_K8S_VERSION)-$(shell go env GOOS)-$(shell go env GOARCH)
 IMG ?= ghcr.io/fifteenth/fifteenth-operator:dev
-# Packages whose tests need no control plane run with the race detector.
-RACE_PKGS ?= ./internal/fifteenth/...
+# Packages whose tests run with the race detector: the client, the simulator, the election and
+# the controllers (whose suite runs on the test control plane).
+RACE_PKGS ?= ./internal/... ./controllers/...
 
 .PHONY: all
 all: build
@@ -58,8 +59,8 @@ envtest: ## Build the test control plane (etcd, kube-apiserver, kubectl) into bi
 
 .PHONY: test
 test: manifests generate envtest ## Run all tests: unit, simulator, envtest suites, Argo CD health, alerts, e2e.
-	go test -race -count=1 $(RACE_PKGS)
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test -count=1 -timeout 20m $$(go list ./... | grep -v -e /internal/fifteenth)
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test -race -count=1 -timeout 20m $(RACE_PKGS)
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test -count=1 -timeout 20m $$(go list ./... | grep -v -e /internal/ -e /controllers)
 
 FUZZTIME ?= 10s
 .PHONY: fuzz

@@ -258,7 +258,8 @@ func (r *LoginLinkReconciler) reconcileSecret(ctx context.Context, s *linkScope)
 		return ctrl.Result{}, true, err
 	}
 	if secret != nil && !metav1.IsControlledBy(secret, s.ll) {
-		return r.secretConflict(s.ll, s.secretName), true, nil
+		r.secretConflict(s.ll, s.secretName)
+		return ctrl.Result{}, true, nil
 	}
 	s.secret = secret
 	if s.record, err = r.Elector.Cached(ctx, s.key); err != nil {
@@ -364,10 +365,9 @@ func renewRequestedAfter(ll *partnersv1.LoginLink, t *metav1.Time) bool {
 	return err == nil && t != nil && at.After(t.Time)
 }
 
-func (r *LoginLinkReconciler) secretConflict(ll *partnersv1.LoginLink, name string) ctrl.Result {
+func (r *LoginLinkReconciler) secretConflict(ll *partnersv1.LoginLink, name string) {
 	r.setReady(ll, false, partnersv1.ReasonSecretConflict,
 		fmt.Sprintf("Secret %s exists and is not owned by this LoginLink; it is never overwritten: delete it or choose another spec.secretName", name))
-	return ctrl.Result{}
 }
 
 // observeLink shows the stored link's times in status, at the second precision the API

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -49,7 +50,8 @@ func (r *LoginLinkReconciler) generate(ctx context.Context, s *linkScope, d link
 		return ctrl.Result{}, err
 	}
 	if secret != nil && !metav1.IsControlledBy(secret, ll) {
-		return r.secretConflict(ll, s.secretName), nil
+		r.secretConflict(ll, s.secretName)
+		return ctrl.Result{}, nil
 	}
 	s.secret = secret
 	if s.record, err = r.Elector.Live(ctx, s.key); err != nil {
@@ -95,7 +97,7 @@ func (r *LoginLinkReconciler) callAndStore(ctx context.Context, s *linkScope, d 
 			}
 			m.Annotations[annGenerating] = now.UTC().Format(time.RFC3339Nano)
 			if err := r.Update(ctx, m); err != nil {
-				r.finish(ctx, s, election.NoEffect, "")
+				_ = r.finish(ctx, s, election.NoEffect, "") // logged; the Lease's fence expires
 				return ctrl.Result{}, fmt.Errorf("cannot mark Secret %s before generating: %w", s.secretName, err)
 			}
 			s.secret = m
@@ -107,7 +109,7 @@ func (r *LoginLinkReconciler) callAndStore(ctx context.Context, s *linkScope, d 
 		if noEffect(err) {
 			outcome = election.NoEffect
 		}
-		r.finish(ctx, s, outcome, "")
+		_ = r.finish(ctx, s, outcome, "") // logged; the Lease's fence expires
 		return r.generationFailed(ctx, s, err)
 	}
 	link := storedLink{URL: resp.LoginLink, UserEmail: resp.UserEmail, AccountID: int64(resp.AccountID),
@@ -125,7 +127,7 @@ func (r *LoginLinkReconciler) callAndStore(ctx context.Context, s *linkScope, d 
 	if err := r.storeLink(ctx, ll, s.secretName, link); err != nil {
 		// The new link is lost: every earlier one is invalid, and the marker (or the missing
 		// Secret) makes the next pass generate again.
-		r.finish(ctx, s, election.Unknown, "")
+		_ = r.finish(ctx, s, election.Unknown, "") // logged; the Lease's fence expires
 		return ctrl.Result{}, fmt.Errorf("cannot store the new link in Secret %s: %w", s.secretName, err)
 	}
 	if err := r.finish(ctx, s, election.Generated, stamp(link.GeneratedAt)); err != nil {
@@ -182,7 +184,7 @@ func noEffect(err error) bool {
 // the Secret fresh and retries: the link exists nowhere else.
 func (r *LoginLinkReconciler) storeLink(ctx context.Context, ll *partnersv1.LoginLink, name string, link storedLink) error {
 	errNotOwned := fmt.Errorf("secret %s is not owned by this LoginLink", name)
-	return retry.OnError(retry.DefaultBackoff, func(err error) bool { return err != errNotOwned }, func() error {
+	return retry.OnError(retry.DefaultBackoff, func(err error) bool { return !errors.Is(err, errNotOwned) }, func() error {
 		s := &corev1.Secret{}
 		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ll.Namespace, Name: name}, s)
 		switch {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"strconv"
 	"time"
 
@@ -175,7 +176,9 @@ func (e *Elector) take(l *coordinationv1.Lease, me Candidate, now time.Time) {
 	l.Annotations[AnnotationHolderUID] = string(me.UID)
 	l.Annotations[AnnotationHolderCreated] = me.Created.UTC().Format(time.RFC3339Nano)
 	l.Spec.RenewTime = &metav1.MicroTime{Time: now}
-	l.Spec.LeaseDurationSeconds = ptr.To(int32((e.InFlight + time.Second - 1) / time.Second))
+	secs := min(int64((e.InFlight+time.Second-1)/time.Second), math.MaxInt32)
+	l.Spec.LeaseDurationSeconds = ptr.To(int32(secs)) //nolint:gosec // bounded above
+
 }
 
 // recordOf reads a Lease.

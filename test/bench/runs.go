@@ -57,7 +57,7 @@ func (b *bench) scaleRun() error {
 	elapsed := time.Since(start)
 	rssAfter, rssPeak := w.rss()
 	recAfter, _ := w.metric("controller_runtime_reconcile_total")
-	creates, links, gets, tooMany, err := w.checkAPI("scale", n, n, n)
+	creates, links, gets, tooMany, err := w.checkAPI("scale", n, n, n, n)
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ limits are lifted in this run (simulator and manager alike): it measures the ope
 | per object, creation to Ready: p50 / p99 | %v / %v |
 | account creations (minimum: 1 per PartnerAccount) | %d (minimum %d) |
 | link generations (minimum: 1 per LoginLink; created accounts' links come with the creation) | %d (minimum %d) |
-| Retrieve Account calls | %d |
+| Retrieve Account calls (minimum: 1 per LoginLink by accountID without userEmail, to learn the holder's email) | %d (minimum %d) |
 | 429 answers | %d |
 | manager RSS before the objects, with %d unrelated Secrets in its namespace | %.0f MiB |
 | manager RSS after / peak | %.0f MiB / %.0f MiB |
@@ -91,7 +91,7 @@ limits are lifted in this run (simulator and manager alike): it measures the ope
 
 `, n, n, n, n, applied.Round(time.Millisecond), b.o.noise, b.o.noiseBytes/1024, n+(n+1)/2, objects,
 		elapsed.Round(time.Millisecond), pct(times, 0.5).Round(time.Millisecond), pct(times, 0.99).Round(time.Millisecond),
-		creates, n, links, n, gets, tooMany, b.o.noise, rssBefore, rssAfter, rssPeak,
+		creates, n, links, n, gets, n, tooMany, b.o.noise, rssBefore, rssAfter, rssPeak,
 		(rssPeak-rssBefore)*1024/float64(objects), recAfter-recBefore, (recAfter-recBefore)/elapsed.Seconds(),
 		lr.readyValid, lr.ready, lr.usersOK, lr.users)
 	return nil
@@ -118,7 +118,7 @@ func (b *bench) rateRun() error {
 		return err
 	}
 	elapsed := time.Since(start)
-	creates, links, gets, tooMany, err := w.checkAPI("rate", n, 0, 0)
+	creates, links, gets, tooMany, err := w.checkAPI("rate", n, 0, 0, 0)
 	if err != nil {
 		return err
 	}
