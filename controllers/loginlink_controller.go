@@ -307,11 +307,21 @@ func (r *LoginLinkReconciler) ready(ctx context.Context, s *linkScope, d linkDec
 		}
 	}
 	r.observeLink(ll, link, d)
+	next := d.RenewAt
+	if next.IsZero() {
+		next = d.ExpiresAt
+	}
+	if c := meta.FindStatusCondition(ll.Status.Conditions, partnersv1.ConditionReady); c != nil && c.Status == metav1.ConditionTrue &&
+		c.ObservedGeneration == ll.Generation && (c.Reason == partnersv1.ReasonGenerated || c.Reason == partnersv1.ReasonRenewed) {
+		// The pass after a generation keeps its condition: the status says the same, and
+		// writing another message would cost a status write per renewal.
+		return ctrl.Result{RequeueAfter: renewal.RequeueAfter(s.now, next, minRequeue)}
+	}
 	reason := partnersv1.ReasonLinkValid
 	if c := meta.FindStatusCondition(ll.Status.Conditions, partnersv1.ConditionReady); c != nil && c.Status == metav1.ConditionTrue {
 		reason = c.Reason
 	}
-	next := d.RenewAt
+	next = d.RenewAt
 	msg := fmt.Sprintf("the link expires at %s and is renewed at %s", d.ExpiresAt.UTC().Format(time.RFC3339), next.UTC().Format(time.RFC3339))
 	if next.IsZero() {
 		next = d.ExpiresAt
