@@ -44,6 +44,17 @@ const envAPIKey = "FIFTEENTH_API_KEY"
 // defaultNamespace is the namespace config/default installs the operator in.
 const defaultNamespace = "fifteenth-operator-system"
 
+// namespaceSet parses a comma-separated namespace list ("*": every namespace) into a predicate.
+func namespaceSet(list string) func(string) bool {
+	set := map[string]bool{}
+	for _, ns := range strings.Split(list, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			set[ns] = true
+		}
+	}
+	return func(ns string) bool { return set["*"] || set[ns] }
+}
+
 // electionNamespace returns the namespace of the per-user election Leases.
 func electionNamespace(o options) string {
 	for _, ns := range []string{o.electionNamespace, os.Getenv("POD_NAMESPACE"), o.leaderElectionNS} {
@@ -75,6 +86,7 @@ type options struct {
 	gracefulShutdownTTL time.Duration
 	cacheSyncTimeout    time.Duration
 	electionNamespace   string
+	accountAccess       string
 }
 
 func main() {
@@ -99,6 +111,8 @@ func main() {
 	flag.DurationVar(&o.gracefulShutdownTTL, "graceful-shutdown-timeout", 30*time.Second, "How long to wait for reconciles to finish on shutdown.")
 	flag.StringVar(&o.electionNamespace, "election-namespace", "", "Namespace of the per-user election Leases (one per account user, so that one LoginLink generates at a time). "+
 		"Default: $POD_NAMESPACE, else --leader-election-namespace, else "+defaultNamespace+". Managers that share accounts must share it.")
+	flag.StringVar(&o.accountAccess, "account-access-namespaces", "", "Comma-separated namespaces that may adopt (spec.accountID) or link by accountID "+
+		"accounts no PartnerAccount manages, with the flag-built partner key; * for all. Default: none.")
 	flag.DurationVar(&o.cacheSyncTimeout, "cache-sync-timeout", 2*time.Minute, "Exit when the caches have not synced by then (usually missing RBAC; the log names the forbidden resource).")
 	zopts := zap.Options{}
 	zopts.BindFlags(flag.CommandLine)
@@ -178,8 +192,8 @@ func run(o options) error {
 	ctx := ctrl.SetupSignalHandler()
 	if err := controllers.Setup(ctx, mgr, controllers.Config{
 		API: api, APIEndpoint: o.apiURL, APITimeout: o.apiTimeout, ElectionNamespace: electionNS,
-		AccountSyncPeriod: o.accountSyncPeriod,
-		Controller:        controller.Options{MaxConcurrentReconciles: o.concurrency},
+		AccountSyncPeriod: o.accountSyncPeriod, AccountAccess: namespaceSet(o.accountAccess),
+		Controller: controller.Options{MaxConcurrentReconciles: o.concurrency},
 	}); err != nil {
 		return err
 	}
@@ -201,7 +215,7 @@ func run(o options) error {
 	go exitUnlessSynced(ctx, mgr, o.cacheSyncTimeout)
 	go exitAfterShutdownTimeout(ctx, o.gracefulShutdownTTL+15*time.Second)
 	log.Info("Starting manager", "apiURL", o.apiURL, "accountCreateLimit", o.createLimit.String(),
-		"loginLinkLimit", o.linkLimit.String(), "watchNamespaces", o.watchNamespaces, "electionNamespace", electionNS)
+		"loginLinkLimit", o.linkLimit.String(), "watchNamespaces", o.watchNamespaces, "electionNamespace", electionNS, "accountAccessNamespaces", o.accountAccess)
 	return mgr.Start(ctx)
 }
 

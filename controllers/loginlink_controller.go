@@ -23,6 +23,7 @@ import (
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
 	"github.com/fifteenth/fifteenth-operator/internal/metrics"
 	"github.com/fifteenth/fifteenth-operator/internal/renewal"
+	"github.com/fifteenth/fifteenth-operator/internal/tenancy"
 )
 
 // Event reasons of LoginLinks.
@@ -193,6 +194,16 @@ func (r *LoginLinkReconciler) reconcileTarget(ctx context.Context, s *linkScope)
 			ll.Status.AccountID, ll.Status.UserEmail = id, ""
 		}
 		t = linkTarget{accountID: id, user: ll.Spec.UserEmail}
+		// The account must be this namespace's (its PartnerAccount is here), or unclaimed with
+		// a grant: nothing is called, competed for or written otherwise.
+		home, err := r.home(ctx, id)
+		if err != nil {
+			return ctrl.Result{}, true, err
+		}
+		if d := tenancy.Permit(tenancy.Access{Namespace: ll.Namespace, AccountID: id, Home: home, Granted: r.granted(ll.Namespace)}); !d.Allowed {
+			r.setReady(ll, false, d.Reason, d.Message)
+			return ctrl.Result{}, true, nil
+		}
 		if t.user == "" {
 			user, res, done, err := r.primaryHolder(ctx, ll, id)
 			if done || err != nil {

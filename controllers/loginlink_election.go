@@ -127,7 +127,8 @@ func eligible(ll *partnersv1.LoginLink) bool {
 	switch {
 	case terminalReasons[c.Reason]:
 		return renewRequestedAfter(ll, ll.Status.LastFailureTime)
-	case c.Reason == partnersv1.ReasonSecretConflict, c.Reason == partnersv1.ReasonExpired:
+	case c.Reason == partnersv1.ReasonSecretConflict, c.Reason == partnersv1.ReasonExpired,
+		c.Reason == partnersv1.ReasonAccountNotPermitted:
 		return false
 	}
 	return true
@@ -157,6 +158,15 @@ func (r *LoginLinkReconciler) claimants(ctx context.Context, id int64) ([]partne
 	return r.claimantsIn(ctx, r.Client, id)
 }
 
+// home returns the namespace of the PartnerAccount that manages an account ("" when none).
+func (r *LoginLinkReconciler) home(ctx context.Context, id int64) (string, error) {
+	pas, err := r.claimants(ctx, id)
+	if err != nil || len(pas) == 0 {
+		return "", err
+	}
+	return pas[0].Namespace, nil
+}
+
 // accountLinks returns the LoginLinks that act on an account, by spec.accountID or through a
 // PartnerAccount that claims it, with the user each acts for ("" while unknown). claimant, if
 // not nil, is a PartnerAccount that claims the account although the cache may not show it yet.
@@ -168,17 +178,24 @@ func accountLinks(ctx context.Context, c client.Reader, d *deps, id int64, claim
 	if claimant != nil && !slices.ContainsFunc(pas, func(pa partnersv1.PartnerAccount) bool { return pa.UID == claimant.UID }) {
 		pas = append(pas, *claimant)
 	}
-	holderEmail := ""
+	// Only the account's home namespace acts on a claimed account; on an unclaimed one, the
+	// namespaces with a grant.
+	holderEmail, home := "", ""
 	if len(pas) > 0 {
-		holderEmail = pas[0].Spec.Email
+		holderEmail, home = pas[0].Spec.Email, pas[0].Namespace
 	}
+	permitted := func(ns string) bool { return ns == home || (home == "" && d.granted(ns)) }
 	var byID partnersv1.LoginLinkList
 	if err := c.List(ctx, &byID, client.MatchingFields{indexAccountID: idString(id)}); err != nil {
 		return nil, nil, fmt.Errorf("cannot list the LoginLinks of account %d: %w", id, err)
 	}
-	links, users := byID.Items, make([]string, 0, len(byID.Items))
+	var links []partnersv1.LoginLink
+	var users []string
 	for i := range byID.Items {
 		ll := &byID.Items[i]
+		if !permitted(ll.Namespace) {
+			continue
+		}
 		u := ll.Spec.UserEmail
 		if u == "" && ll.Status.AccountID == id {
 			u = ll.Status.UserEmail
@@ -186,9 +203,12 @@ func accountLinks(ctx context.Context, c client.Reader, d *deps, id int64, claim
 		if u == "" {
 			u = holderEmail
 		}
-		users = append(users, strings.ToLower(u))
+		links, users = append(links, *ll), append(users, strings.ToLower(u))
 	}
 	for _, pa := range pas {
+		if pa.Namespace != home {
+			continue
+		}
 		var byRef partnersv1.LoginLinkList
 		if err := c.List(ctx, &byRef, client.InNamespace(pa.Namespace), client.MatchingFields{indexAccountRef: pa.Name}); err != nil {
 			return nil, nil, fmt.Errorf("cannot list the LoginLinks of PartnerAccount %s: %w", pa.Name, err)

@@ -31,6 +31,7 @@ import (
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
 	"github.com/fifteenth/fifteenth-operator/internal/metrics"
 	"github.com/fifteenth/fifteenth-operator/internal/renewal"
+	"github.com/fifteenth/fifteenth-operator/internal/tenancy"
 )
 
 // Event reasons of PartnerAccounts.
@@ -83,10 +84,10 @@ func (r *PartnerAccountReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 			patchStatus(ctx, r.Client, pa, original, &res, &retErr)
 		}
 	}()
-	return r.reconcile(ctx, pa)
+	return r.reconcile(ctx, pa, original)
 }
 
-func (r *PartnerAccountReconciler) reconcile(ctx context.Context, pa *partnersv1.PartnerAccount) (ctrl.Result, error) {
+func (r *PartnerAccountReconciler) reconcile(ctx context.Context, pa, original *partnersv1.PartnerAccount) (ctrl.Result, error) {
 	holder, spouse, err := r.ensureLoginLinks(ctx, pa)
 	var conflict *loginLinkConflict
 	if errors.As(err, &conflict) {
@@ -106,7 +107,7 @@ func (r *PartnerAccountReconciler) reconcile(ctx context.Context, pa *partnersv1
 	}
 
 	if pa.Status.AccountID == 0 {
-		if res, done, err := r.ensureAccount(ctx, pa, holder, spouse); done || err != nil {
+		if res, done, err := r.ensureAccount(ctx, pa, original, holder, spouse); done || err != nil {
 			return res, err
 		}
 	} else if claimed, err := r.claimedByOlder(ctx, pa, pa.Status.AccountID); err != nil {
@@ -183,7 +184,7 @@ func (r *PartnerAccountReconciler) ensureLoginLink(ctx context.Context, pa *part
 }
 
 // ensureAccount creates or adopts the account. done is true when the pass ends here.
-func (r *PartnerAccountReconciler) ensureAccount(ctx context.Context, pa *partnersv1.PartnerAccount,
+func (r *PartnerAccountReconciler) ensureAccount(ctx context.Context, pa, original *partnersv1.PartnerAccount,
 	holder, spouse *partnersv1.LoginLink) (ctrl.Result, bool, error) {
 	if held := r.terminalHold(pa); held {
 		return ctrl.Result{}, true, nil
@@ -218,8 +219,21 @@ func (r *PartnerAccountReconciler) ensureAccount(ctx context.Context, pa *partne
 	if s := pa.Spec.Spouse; s != nil {
 		req.Spouse = &fifteenth.SpouseInput{Email: s.Email, FirstName: s.FirstName, LastName: s.LastName, SendInvitation: s.SendInvitation}
 	}
+	// Record the attempt before the call: after a lost answer, the 409 of the retry is
+	// recognised as this PartnerAccount's own account (and only then adopted without a grant).
+	recorded := pa.Status.CreateAttemptedAt == nil
+	if recorded {
+		pa.Status.CreateAttemptedAt = statusTime(r.now())
+		if err := r.checkpoint(ctx, pa, original); err != nil {
+			return ctrl.Result{}, true, err
+		}
+	}
 	acct, err := r.API.CreateAccount(ctx, req)
 	if err != nil {
+		if recorded && noEffect(err) {
+			// The API answered that it created nothing: this attempt leaves no account behind.
+			pa.Status.CreateAttemptedAt = nil
+		}
 		return r.createFailed(ctx, pa, err)
 	}
 	// Store the links of the answer before anything else: they exist nowhere else.
@@ -235,6 +249,16 @@ func (r *PartnerAccountReconciler) ensureAccount(ctx context.Context, pa *partne
 	r.Recorder.Eventf(pa, nil, corev1.EventTypeNormal, EventCreated, "Create", "%s", msg)
 	logf.FromContext(ctx).Info("Created a Fifteenth account", "account", int64(acct.ID))
 	return ctrl.Result{}, false, nil
+}
+
+// checkpoint writes the status now (the pass's final write then starts from it): for facts
+// that must be durable before a call.
+func (r *PartnerAccountReconciler) checkpoint(ctx context.Context, pa, original *partnersv1.PartnerAccount) error {
+	if err := r.Status().Patch(ctx, pa, client.MergeFromWithOptions(original, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("cannot record the creation attempt: %w", err)
+	}
+	*original = *pa.DeepCopy()
+	return nil
 }
 
 // seed stores a link of the create answer in a LoginLink's Secret, marked with the LoginLink's
@@ -296,11 +320,33 @@ func (r *PartnerAccountReconciler) apply(pa *partnersv1.PartnerAccount, v verdic
 func (r *PartnerAccountReconciler) adopt(ctx context.Context, pa *partnersv1.PartnerAccount, id int64, dup *fifteenth.Error) (ctrl.Result, bool, error) {
 	if claimed, err := r.claimedBy(ctx, pa, id); err != nil {
 		return ctrl.Result{}, true, err
+	} else if claimed != nil && claimed.Namespace != pa.Namespace {
+		// Another namespace's account: nothing is called; the claim watch wakes this one.
+		d := tenancy.Permit(tenancy.Access{Namespace: pa.Namespace, AccountID: id, Home: claimed.Namespace})
+		r.failed(pa, d.Reason, d.Message)
+		return ctrl.Result{}, true, nil
 	} else if claimed != nil {
 		res, err := r.lostClaim(pa, id, claimed)
 		return res, true, err
 	}
+	// An unclaimed account is adopted only when it is this PartnerAccount's own (a 409 after
+	// its own attempt of unknown outcome), or with a grant.
+	own := dup != nil && pa.Status.CreateAttemptedAt != nil
+	granted := r.granted(pa.Namespace)
+	if !own && !granted {
+		if dup != nil {
+			r.failed(pa, partnersv1.ReasonAccountExists, accountExistsMessage(pa.Spec.Email))
+			return ctrl.Result{}, true, nil
+		}
+		d := tenancy.Permit(tenancy.Access{Namespace: pa.Namespace, AccountID: id})
+		r.failed(pa, d.Reason, d.Message)
+		return ctrl.Result{}, true, nil
+	}
 	acct, err := r.API.GetAccount(ctx, fifteenth.AccountID(id))
+	if err == nil && own && !granted && !createdSince(acct.CreatedAt, pa.Status.CreateAttemptedAt.Time) {
+		r.failed(pa, partnersv1.ReasonAccountExists, accountExistsMessage(pa.Spec.Email))
+		return ctrl.Result{}, true, nil
+	}
 	if v := decideAdoption(&pa.Spec, id, acct, err, dup != nil); v.step != stepProceed {
 		if err == nil {
 			err = errors.New(v.message)
@@ -322,6 +368,23 @@ func (r *PartnerAccountReconciler) adopt(ctx context.Context, pa *partnersv1.Par
 	r.Recorder.Eventf(pa, nil, corev1.EventTypeNormal, EventAdopted, "Adopt", "%s", msg)
 	logf.FromContext(ctx).Info("Adopted a Fifteenth account", "account", id, "afterConflict", dup != nil)
 	return ctrl.Result{}, false, nil
+}
+
+// clockSkew is how much earlier than this PartnerAccount's first creation attempt (by the
+// manager's clock) the API may date an account it created for that attempt.
+const clockSkew = time.Minute
+
+// createdSince reports whether an account created at created (the API's clock) can be the
+// result of a creation attempted at attempted (the manager's clock).
+func createdSince(created, attempted time.Time) bool {
+	return created.IsZero() || !created.Before(attempted.Add(-clockSkew))
+}
+
+// accountExistsMessage says why a 409 is not adopted, and how an administrator grants it.
+func accountExistsMessage(email string) string {
+	return fmt.Sprintf("%s is already registered to a Fifteenth account that this PartnerAccount did not create; "+
+		"it is adopted only with a grant: an administrator adds this namespace to ClusterPartnerConfig spec.accountAccess "+
+		"(or the manager's --account-access-namespaces), or sets spec.accountID on a new PartnerAccount in a granted namespace", email)
 }
 
 // isUnexpectedRoute reports answers that say the route itself is not as CONTRACT.md infers:

@@ -28,7 +28,10 @@ type Config struct {
 	// the Leases there that carry the managed-by label.
 	ElectionNamespace string
 	AccountSyncPeriod time.Duration
-	Controller        controller.Options
+	// AccountAccess reports whether a namespace may adopt, or link by accountID, accounts
+	// that no PartnerAccount manages (the manager's --account-access-namespaces); nil: none.
+	AccountAccess func(namespace string) bool
+	Controller    controller.Options
 	// Clock is the clock (default the real one); tests may replace it.
 	Clock clock.PassiveClock
 }
@@ -46,6 +49,13 @@ type deps struct {
 	// AccountSyncPeriod is how often an account is read to observe its status, and how long a
 	// suspended account waits before it is looked at again.
 	AccountSyncPeriod time.Duration
+	// AccountAccess: see Config.
+	AccountAccess func(namespace string) bool
+}
+
+// granted reports whether namespace may adopt or link accounts no PartnerAccount manages.
+func (d *deps) granted(namespace string) bool {
+	return d.AccountAccess != nil && d.AccountAccess(namespace)
 }
 
 func (d *deps) now() time.Time { return d.Clock.Now() }
@@ -70,6 +80,7 @@ func newDeps(mgr ctrl.Manager, cfg Config) deps {
 	return deps{
 		APIReader: mgr.GetAPIReader(), API: cfg.API, Endpoint: cfg.APIEndpoint,
 		Recorder: mgr.GetEventRecorder("fifteenth-operator"), Clock: clk, AccountSyncPeriod: cfg.AccountSyncPeriod,
+		AccountAccess: cfg.AccountAccess,
 		Elector: &election.Elector{Client: mgr.GetClient(), Cache: mgr.GetClient(), Reader: mgr.GetAPIReader(),
 			Namespace: cfg.ElectionNamespace, InFlight: timeout + 5*time.Second, Clock: clk,
 			Labels: map[string]string{partnersv1.LabelManagedBy: partnersv1.ManagedByValue}},

@@ -78,6 +78,10 @@ type harness struct {
 	scale  float64
 	logs   *testenv.LogBuffer
 
+	// namespaces are those the manager watches (h.ns first); grants may link unmanaged accounts.
+	namespaces []string
+	grants     map[string]bool
+
 	stopMgr func()
 }
 
@@ -85,6 +89,11 @@ type harnessOpts struct {
 	sim sim.Config
 	// syncPeriod is the manager's --account-sync-period.
 	syncPeriod time.Duration
+	// tenants are more namespaces the manager watches (tenants[i] is created as h.ns+"-"+it);
+	// h.ns is the only one with a grant to adopt or link unmanaged accounts unless grants says.
+	tenants []string
+	// grants are the namespaces with that grant (default: h.ns).
+	grants []string
 }
 
 // newHarness starts a simulator and a manager for one test. The client's limits match the
@@ -100,6 +109,19 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	h.g.SetDefaultConsistentlyDuration(time.Second)
 	h.g.SetDefaultConsistentlyPollingInterval(poll)
 	h.g.Expect(k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: h.ns}})).To(Succeed())
+	h.namespaces = []string{h.ns}
+	for _, tn := range o.tenants {
+		ns := h.ns + "-" + tn
+		h.g.Expect(k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+		h.namespaces = append(h.namespaces, ns)
+	}
+	h.grants = map[string]bool{h.ns: true}
+	if o.grants != nil {
+		h.grants = map[string]bool{}
+		for _, g := range o.grants {
+			h.grants[g] = true
+		}
+	}
 
 	srv := httptest.NewServer(sim.New(o.sim))
 	t.Cleanup(srv.Close)
@@ -133,19 +155,24 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 
 func (h *harness) startManager(syncPeriod time.Duration) {
 	h.t.Helper()
+	watched := map[string]cache.Config{}
+	for _, ns := range h.namespaces {
+		watched[ns] = cache.Config{}
+	}
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                 scheme,
 		Logger:                 zap.New(zap.WriteTo(h.logs), zap.UseDevMode(true), zap.Level(zapcore.Level(-1))),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Cache: cache.Options{
-			DefaultNamespaces: map[string]cache.Config{h.ns: {}},
+			DefaultNamespaces: watched,
 		},
 	})
 	h.g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
 	h.g.Expect(controllers.Setup(ctx, mgr, controllers.Config{
 		API: h.api, APIEndpoint: h.simURL, APITimeout: 5 * time.Second, ElectionNamespace: h.ns, AccountSyncPeriod: syncPeriod,
+		AccountAccess: func(ns string) bool { return h.grants[ns] },
 		Controller: controller.Options{SkipNameValidation: ptr.To(true), MaxConcurrentReconciles: 4},
 	})).To(Succeed())
 	done := make(chan struct{})
@@ -355,9 +382,12 @@ func labelValue(m *dto.Metric, name string) string {
 	return ""
 }
 
+// create creates obj in h.ns, unless it names another namespace already.
 func (h *harness) create(obj client.Object) {
 	h.t.Helper()
-	obj.SetNamespace(h.ns)
+	if obj.GetNamespace() == "" {
+		obj.SetNamespace(h.ns)
+	}
 	h.g.Expect(k8s.Create(context.Background(), obj)).To(Succeed())
 }
 

@@ -58,6 +58,13 @@ const (
 	// ReasonLoginLinkConflict: a LoginLink with the name the PartnerAccount needs for its
 	// holder or spouse exists and is not owned by it (terminal until it is renamed or deleted).
 	ReasonLoginLinkConflict = "LoginLinkConflict"
+	// ReasonAccountNotPermitted: the account belongs to another namespace (its PartnerAccount
+	// is there), or no PartnerAccount manages it and this namespace holds no grant to adopt or
+	// link such accounts. Nothing is called.
+	ReasonAccountNotPermitted = "AccountNotPermitted"
+	// ReasonAccountExists: creating the account met an email already registered to an account
+	// this PartnerAccount did not create, and this namespace holds no adoption grant.
+	ReasonAccountExists = "AccountExists"
 )
 
 // Annotations and labels of the operator.

@@ -121,6 +121,12 @@ type PartnerAccountStatus struct {
 	// trying to create the account again.
 	// +optional
 	ExistingAccountID int64 `json:"existingAccountID,omitempty"`
+	// CreateAttemptedAt is when this PartnerAccount first tried to create its account without
+	// learning the outcome (recorded before the call, cleared when the API answered that it
+	// created nothing). A 409 is adopted as this PartnerAccount's own only when such an
+	// attempt exists and the account was created after it.
+	// +optional
+	CreateAttemptedAt *metav1.Time `json:"createAttemptedAt,omitempty"`
 	// AccountStatus is active or suspended.
 	// +optional
 	AccountStatus string `json:"accountStatus,omitempty"`

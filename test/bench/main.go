@@ -222,7 +222,7 @@ func (b *bench) newWorld(ns string, cfg sim.Config, args ...string) (*world, err
 	}
 	w.metrics = fmt.Sprintf("127.0.0.1:%d", port)
 	// The per-user election Leases live in the run's namespace.
-	electionArgs := []string{"--election-namespace", ns}
+	electionArgs := []string{"--election-namespace", ns, "--account-access-namespaces", ns}
 	w.cmd = exec.Command(b.manager, append(append([]string{"--kubeconfig", b.kubeconfig, "--api-url", w.simURL, "--api-key-file", key,
 		"--watch-namespaces", ns, "--metrics-bind-address", w.metrics, "--health-probe-bind-address", "0",
 		"--max-concurrent-reconciles", "8"}, electionArgs...), args...)...)

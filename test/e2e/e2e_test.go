@@ -156,7 +156,7 @@ func TestOperatorAsItsUsersRunIt(t *testing.T) {
 	logs := &testenv.LogBuffer{}
 	e.logs = logs
 	cmd := exec.Command(manager, "--kubeconfig", saKubeconfig, "--api-url", srv.URL, "--api-key-file", keyFile,
-		"--leader-elect", "--leader-election-namespace", operatorNS,
+		"--leader-elect", "--leader-election-namespace", operatorNS, "--account-access-namespaces", ns,
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "127.0.0.1:0", "--zap-log-level", "debug")
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {

@@ -196,7 +196,7 @@ func newWorld(t *testing.T, name string, o worldOpts) *world {
 	w.keyFile = filepath.Join(t.TempDir(), "api-key")
 	w.setKey("15th_faults_key_one")
 	// The per-user election Leases live in the scenario's namespace.
-	electionArgs := []string{"--election-namespace", name}
+	electionArgs := []string{"--election-namespace", name, "--account-access-namespaces", name}
 	w.args = append(append([]string{"--kubeconfig", kubeconfig, "--api-url", w.simURL, "--api-key-file", w.keyFile,
 		"--watch-namespaces", name, "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
 		"--zap-log-level", "debug", "--api-timeout", "2s"}, electionArgs...), o.args...)
