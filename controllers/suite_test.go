@@ -173,7 +173,7 @@ func (h *harness) startManager(syncPeriod time.Duration) {
 	h.g.Expect(controllers.Setup(ctx, mgr, controllers.Config{
 		API: h.api, APIEndpoint: h.simURL, APITimeout: 5 * time.Second, ElectionNamespace: h.ns, AccountSyncPeriod: syncPeriod,
 		AccountAccess: func(ns string) bool { return h.grants[ns] },
-		Controller: controller.Options{SkipNameValidation: ptr.To(true), MaxConcurrentReconciles: 4},
+		Controller:    controller.Options{SkipNameValidation: ptr.To(true), MaxConcurrentReconciles: 4},
 	})).To(Succeed())
 	done := make(chan struct{})
 	go func() {
