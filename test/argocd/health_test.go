@@ -110,6 +110,8 @@ func TestHealthChecks(t *testing.T) {
 			{"superseded", ready(1, "False", "Superseded", "LoginLink a/b is newer and keeps the link"), "Suspended", "Superseded: LoginLink a/b is newer and keeps the link", 1},
 			{"account unverified", ready(1, "False", "AccountUnverified", "Retrieve Account answered 404"), "Degraded", "AccountUnverified: Retrieve Account answered 404", 1},
 			{"login link conflict", ready(1, "False", "LoginLinkConflict", "LoginLink a/holder is not owned by this PartnerAccount"), "Degraded", "LoginLinkConflict: LoginLink a/holder is not owned by this PartnerAccount", 1},
+			{"account not permitted", ready(1, "False", "AccountNotPermitted", "account 1 is not managed in this namespace"), "Degraded", "AccountNotPermitted: account 1 is not managed in this namespace", 1},
+			{"account exists", ready(1, "False", "AccountExists", "a@b.c is already registered"), "Degraded", "AccountExists: a@b.c is already registered", 1},
 			{"secret conflict", ready(1, "False", "SecretConflict", "Secret a/s is not owned by this LoginLink"), "Degraded", "SecretConflict: Secret a/s is not owned by this LoginLink", 1},
 			{"no conditions yet", `, "status": {"observedGeneration": 1}`, "Progressing", "Waiting for the operator to observe the latest spec", 1},
 		} {
@@ -136,6 +138,7 @@ func TestEveryReasonHasAHealth(t *testing.T) {
 		"Expired": "Degraded", "SecretConflict": "Degraded", "ValidationFailed": "Degraded",
 		"AccountMismatch": "Degraded", "AccountClaimed": "Degraded", "LinksNotReady": "Degraded",
 		"AccountUnverified": "Degraded", "LoginLinkConflict": "Degraded",
+		"AccountNotPermitted": "Degraded", "AccountExists": "Degraded",
 	}
 	reasons := apiReasons(t)
 	if len(reasons) == 0 {
