@@ -124,9 +124,13 @@ func (l *SlidingWindow) Tighten(r Rate) bool {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	// r.N/r.Per < cur.N/cur.Per, compared exactly in 128 bits.
-	lh, ll := bits.Mul64(uint64(r.N), uint64(l.rate.Per))
-	rh, rl := bits.Mul64(uint64(l.rate.N), uint64(r.Per))
+	if l.rate.N < 1 || l.rate.Per <= 0 {
+		l.rate = r
+		return true
+	}
+	// r.N/r.Per < cur.N/cur.Per, compared exactly in 128 bits; all four are positive.
+	lh, ll := bits.Mul64(uint64(r.N), uint64(l.rate.Per)) //nolint:gosec // positive, checked above
+	rh, rl := bits.Mul64(uint64(l.rate.N), uint64(r.Per)) //nolint:gosec // positive, checked above
 	less, equal := lh < rh || (lh == rh && ll < rl), lh == rh && ll == rl
 	if less || (equal && r.N < l.rate.N) {
 		l.rate = r
