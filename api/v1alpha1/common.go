@@ -99,3 +99,28 @@ const (
 	RenewalPolicyRenewBefore RenewalPolicy = "RenewBefore"
 	RenewalPolicyDisabled    RenewalPolicy = "Disabled"
 )
+
+// Reasons of the tenancy and credentials model (PartnerConfig, ClusterPartnerConfig, and the
+// objects that use them).
+const (
+	// ReasonValid: the config's Secret holds a well-formed key (status.keyFingerprint).
+	ReasonValid = "Valid"
+	// ReasonSecretNotFound: the config's Secret, or its key, does not exist.
+	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonKeyInvalid: the config's key is empty or not a partner key (it starts with 15th_).
+	ReasonKeyInvalid = "KeyInvalid"
+	// ReasonAPIURLNotAllowed: a PartnerConfig's apiURL is not on the manager's allow-list
+	// (--allowed-api-urls); no request is sent.
+	ReasonAPIURLNotAllowed = "APIURLNotAllowed"
+	// ReasonPartnerConfigNotPermitted: the ClusterPartnerConfig does not admit the object's
+	// namespace (spec.namespaces, spec.namespaceSelector); no call is made.
+	ReasonPartnerConfigNotPermitted = "PartnerConfigNotPermitted"
+	// ReasonPartnerConfigNotReady: the object's config does not exist or is not usable.
+	ReasonPartnerConfigNotReady = "PartnerConfigNotReady"
+	// ReasonAccountNotPermitted: the account belongs to another namespace, or is unclaimed and
+	// this namespace has no grant; no call is made.
+	ReasonAccountNotPermitted = "AccountNotPermitted"
+	// ReasonAccountExists: the API answered 409 for an account this PartnerAccount did not
+	// create, and the namespace may not adopt it.
+	ReasonAccountExists = "AccountExists"
+)

@@ -21,7 +21,8 @@ var (
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &PartnerAccount{}, &PartnerAccountList{}, &LoginLink{}, &LoginLinkList{})
+	s.AddKnownTypes(GroupVersion, &PartnerAccount{}, &PartnerAccountList{}, &LoginLink{}, &LoginLinkList{},
+		&PartnerConfig{}, &PartnerConfigList{}, &ClusterPartnerConfig{}, &ClusterPartnerConfigList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

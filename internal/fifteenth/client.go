@@ -62,6 +62,14 @@ type Options struct {
 	// API's, it counts only successful generations: a call answered 4xx, 429 or 5xx gives its
 	// slot back; a call without an answer keeps it unless it certainly never reached the API.
 	LoginLinkRate Rate
+	// AccountCreateLimiter, when set, replaces the client's own creation limiter (and
+	// AccountCreateRate): clients that speak for one partner key share it, since the API's
+	// limit is per key.
+	AccountCreateLimiter *SlidingWindow
+	// LoginLinkLimiter, when set, replaces the client's own link limiter (and LoginLinkRate):
+	// clients of one API endpoint share it, since the API's limit is per account whatever the
+	// key. Its keys are account IDs.
+	LoginLinkLimiter *SlidingWindow
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// ObserveRequest, when set, is called after each HTTP exchange with the route, the status
@@ -132,10 +140,17 @@ func New(o Options) (*Client, error) {
 	if o.UserAgent == "" {
 		o.UserAgent = "fifteenth-operator"
 	}
+	creates, links := o.AccountCreateLimiter, o.LoginLinkLimiter
+	if creates == nil {
+		creates = NewSlidingWindow(o.AccountCreateRate, o.Now)
+	}
+	if links == nil {
+		links = NewSlidingWindow(o.LoginLinkRate, o.Now)
+	}
 	return &Client{
 		base: base, key: o.Key, http: o.HTTPClient, timeout: o.Timeout, now: o.Now,
-		creates:  NewSlidingWindow(o.AccountCreateRate, o.Now),
-		links:    NewSlidingWindow(o.LoginLinkRate, o.Now),
+		creates:  creates,
+		links:    links,
 		observe:  o.ObserveRequest,
 		observeL: o.ObserveRateLimited,
 		agent:    o.UserAgent,

@@ -2,6 +2,7 @@ package fifteenth
 
 import (
 	"fmt"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -107,7 +108,36 @@ func NewSlidingWindow(rate Rate, now func() time.Time) *SlidingWindow {
 }
 
 // Rate returns the configured rate.
-func (l *SlidingWindow) Rate() Rate { return l.rate }
+func (l *SlidingWindow) Rate() Rate {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rate
+}
+
+// Tighten lowers the limiter's rate to r when r allows fewer events per unit of time (or as
+// many, with a smaller burst), and reports whether it did. A limiter shared by several clients
+// with different configured rates so keeps to the strictest of them; events already counted
+// stay counted (a shorter window forgets them sooner).
+func (l *SlidingWindow) Tighten(r Rate) bool {
+	if r.N < 1 || r.Per <= 0 {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.rate.N < 1 || l.rate.Per <= 0 {
+		l.rate = r
+		return true
+	}
+	// r.N/r.Per < cur.N/cur.Per, compared exactly in 128 bits; all four are positive.
+	lh, ll := bits.Mul64(uint64(r.N), uint64(l.rate.Per)) //nolint:gosec // positive, checked above
+	rh, rl := bits.Mul64(uint64(l.rate.N), uint64(r.Per)) //nolint:gosec // positive, checked above
+	less, equal := lh < rh || (lh == rh && ll < rl), lh == rh && ll == rl
+	if less || (equal && r.N < l.rate.N) {
+		l.rate = r
+		return true
+	}
+	return false
+}
 
 // Reserve takes a slot for key when one is free. Otherwise it returns false and the time at
 // which a slot frees up, which is always in the future.
