@@ -117,10 +117,4 @@ const (
 	ReasonPartnerConfigNotPermitted = "PartnerConfigNotPermitted"
 	// ReasonPartnerConfigNotReady: the object's config does not exist or is not usable.
 	ReasonPartnerConfigNotReady = "PartnerConfigNotReady"
-	// ReasonAccountNotPermitted: the account belongs to another namespace, or is unclaimed and
-	// this namespace has no grant; no call is made.
-	ReasonAccountNotPermitted = "AccountNotPermitted"
-	// ReasonAccountExists: the API answered 409 for an account this PartnerAccount did not
-	// create, and the namespace may not adopt it.
-	ReasonAccountExists = "AccountExists"
 )

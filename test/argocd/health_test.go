@@ -139,6 +139,8 @@ func TestEveryReasonHasAHealth(t *testing.T) {
 		"AccountMismatch": "Degraded", "AccountClaimed": "Degraded", "LinksNotReady": "Degraded",
 		"AccountUnverified": "Degraded", "LoginLinkConflict": "Degraded",
 		"AccountNotPermitted": "Degraded", "AccountExists": "Degraded",
+		"Valid": "Healthy", "SecretNotFound": "Degraded", "KeyInvalid": "Degraded", "APIURLNotAllowed": "Degraded",
+		"PartnerConfigNotPermitted": "Degraded", "PartnerConfigNotReady": "Degraded",
 	}
 	reasons := apiReasons(t)
 	if len(reasons) == 0 {
