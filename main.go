@@ -29,6 +29,7 @@ import (
 	"github.com/fifteenth/fifteenth-operator/controllers"
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
 	"github.com/fifteenth/fifteenth-operator/internal/metrics"
+	"github.com/fifteenth/fifteenth-operator/internal/partnerconfig"
 )
 
 var scheme = runtime.NewScheme()
@@ -43,17 +44,6 @@ const envAPIKey = "FIFTEENTH_API_KEY"
 
 // defaultNamespace is the namespace config/default installs the operator in.
 const defaultNamespace = "fifteenth-operator-system"
-
-// namespaceSet parses a comma-separated namespace list ("*": every namespace) into a predicate.
-func namespaceSet(list string) func(string) bool {
-	set := map[string]bool{}
-	for _, ns := range strings.Split(list, ",") {
-		if ns = strings.TrimSpace(ns); ns != "" {
-			set[ns] = true
-		}
-	}
-	return func(ns string) bool { return set["*"] || set[ns] }
-}
 
 // electionNamespace returns the namespace of the per-user election Leases.
 func electionNamespace(o options) string {
@@ -87,6 +77,7 @@ type options struct {
 	cacheSyncTimeout    time.Duration
 	electionNamespace   string
 	accountAccess       string
+	allowedAPIURLs      string
 }
 
 func main() {
@@ -113,6 +104,8 @@ func main() {
 		"Default: $POD_NAMESPACE, else --leader-election-namespace, else "+defaultNamespace+". Managers that share accounts must share it.")
 	flag.StringVar(&o.accountAccess, "account-access-namespaces", "", "Comma-separated namespaces that may adopt (spec.accountID) or link by accountID "+
 		"accounts no PartnerAccount manages, with the flag-built partner key; * for all. Default: none.")
+	flag.StringVar(&o.allowedAPIURLs, "allowed-api-urls", fifteenth.DefaultBaseURL, "Comma-separated API base URLs a namespaced PartnerConfig may use "+
+		"(a tenant's apiURL is an address the operator calls from inside the cluster). ClusterPartnerConfigs may use any https URL.")
 	flag.DurationVar(&o.cacheSyncTimeout, "cache-sync-timeout", 2*time.Minute, "Exit when the caches have not synced by then (usually missing RBAC; the log names the forbidden resource).")
 	zopts := zap.Options{}
 	zopts.BindFlags(flag.CommandLine)
@@ -145,9 +138,25 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	endpoint, err := partnerconfig.NormalizeURL(o.apiURL)
+	if err != nil {
+		return err
+	}
+	allowed, err := partnerconfig.ParseAllowedAPIURLs(o.allowedAPIURLs)
+	if err != nil {
+		return err
+	}
+	keyValue, err := key.APIKey()
+	if err != nil {
+		return err
+	}
+	// Every config's clients share the login-link budget of an endpoint's accounts, and each
+	// key its creation budget.
+	fingerprint, limiters := partnerconfig.Fingerprint(keyValue), partnerconfig.NewLimiters(nil)
 	api, err := fifteenth.New(fifteenth.Options{
 		BaseURL: o.apiURL, Key: key, Timeout: o.apiTimeout,
 		AccountCreateRate: o.createLimit, LoginLinkRate: o.linkLimit,
+		LoginLinkLimiter: limiters.LoginLinks(endpoint, o.linkLimit), AccountCreateLimiter: limiters.Creations(fingerprint, o.createLimit),
 		ObserveRequest: metrics.ObserveRequest, ObserveRateLimited: metrics.ObserveRateLimited,
 	})
 	if err != nil {
@@ -191,8 +200,12 @@ func run(o options) error {
 	}
 	ctx := ctrl.SetupSignalHandler()
 	if err := controllers.Setup(ctx, mgr, controllers.Config{
-		API: api, APIEndpoint: o.apiURL, APITimeout: o.apiTimeout, ElectionNamespace: electionNS,
-		AccountSyncPeriod: o.accountSyncPeriod, AccountAccess: namespaceSet(o.accountAccess),
+		Configs: &partnerconfig.Resolver{Client: mgr.GetClient(), SecretReader: mgr.GetAPIReader(),
+			Default:        partnerconfig.NewDefault(api, endpoint, fingerprint, o.accountAccess),
+			AllowedAPIURLs: allowed, Limiters: limiters,
+			ClientOptions: fifteenth.Options{Timeout: o.apiTimeout,
+				ObserveRequest: metrics.ObserveRequest, ObserveRateLimited: metrics.ObserveRateLimited}},
+		APITimeout: o.apiTimeout, ElectionNamespace: electionNS, AccountSyncPeriod: o.accountSyncPeriod,
 		Controller: controller.Options{MaxConcurrentReconciles: o.concurrency},
 	}); err != nil {
 		return err

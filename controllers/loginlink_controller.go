@@ -22,6 +22,7 @@ import (
 	"github.com/fifteenth/fifteenth-operator/internal/election"
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
 	"github.com/fifteenth/fifteenth-operator/internal/metrics"
+	"github.com/fifteenth/fifteenth-operator/internal/partnerconfig"
 	"github.com/fifteenth/fifteenth-operator/internal/renewal"
 	"github.com/fifteenth/fifteenth-operator/internal/tenancy"
 )
@@ -110,6 +111,8 @@ type linkScope struct {
 	target     linkTarget
 	key        election.Key
 	me         election.Candidate
+	// cfg is the partner config: the API client, its endpoint, its grants.
+	cfg *partnerconfig.Config
 	params     linkParams
 	// secret is the LoginLink's own Secret (nil when missing); record the user's Lease
 	// (nil when none).
@@ -175,6 +178,11 @@ func (r *LoginLinkReconciler) reconcileTarget(ctx context.Context, s *linkScope)
 			r.setReady(ll, false, partnersv1.ReasonAccountNotReady, fmt.Sprintf("PartnerAccount %q has no Fifteenth account", ref.Name))
 			return ctrl.Result{}, true, nil
 		}
+		cfg, res, ok, err := r.configFor(ctx, ll.Namespace, pa.Spec.PartnerConfigRef, func(reason, msg string) { r.setReady(ll, false, reason, msg) })
+		if !ok {
+			return res, true, err
+		}
+		s.cfg = cfg
 		t = linkTarget{accountID: pa.Status.AccountID, user: ll.Spec.UserEmail}
 		if t.user == "" {
 			t.user = pa.Spec.Email
@@ -193,19 +201,28 @@ func (r *LoginLinkReconciler) reconcileTarget(ctx context.Context, s *linkScope)
 		if ll.Status.AccountID != id {
 			ll.Status.AccountID, ll.Status.UserEmail = id, ""
 		}
+		cfg, res, ok, err := r.configFor(ctx, ll.Namespace, ll.Spec.PartnerConfigRef, func(reason, msg string) { r.setReady(ll, false, reason, msg) })
+		if !ok {
+			return res, true, err
+		}
+		s.cfg = cfg
 		t = linkTarget{accountID: id, user: ll.Spec.UserEmail}
 		// The account must be this namespace's (its PartnerAccount is here), or unclaimed with
 		// a grant: nothing is called, competed for or written otherwise.
-		home, err := r.home(ctx, id)
+		home, err := r.home(ctx, cfg.Endpoint, id)
 		if err != nil {
 			return ctrl.Result{}, true, err
 		}
-		if d := tenancy.Permit(tenancy.Access{Namespace: ll.Namespace, AccountID: id, Home: home, Granted: r.granted(ll.Namespace)}); !d.Allowed {
+		granted, err := r.granted(ctx, cfg, ll.Namespace)
+		if err != nil {
+			return ctrl.Result{}, true, err
+		}
+		if d := tenancy.Permit(tenancy.Access{Namespace: ll.Namespace, AccountID: id, Home: home, Granted: granted}); !d.Allowed {
 			r.setReady(ll, false, d.Reason, d.Message)
 			return ctrl.Result{}, true, nil
 		}
 		if t.user == "" {
-			user, res, done, err := r.primaryHolder(ctx, ll, id)
+			user, res, done, err := r.primaryHolder(ctx, ll, cfg, id)
 			if done || err != nil {
 				return res, done, err
 			}
@@ -214,7 +231,7 @@ func (r *LoginLinkReconciler) reconcileTarget(ctx context.Context, s *linkScope)
 	}
 	ll.Status.UserEmail = strings.ToLower(t.user)
 	s.target = t
-	s.key = election.NewKey(r.Endpoint, t.accountID, t.user)
+	s.key = election.NewKey(s.cfg.Endpoint, t.accountID, t.user)
 	s.me = candidateOf(ll, true)
 	s.params = paramsFor(&ll.Spec, t.accountID)
 	return ctrl.Result{}, false, nil
@@ -223,18 +240,18 @@ func (r *LoginLinkReconciler) reconcileTarget(ctx context.Context, s *linkScope)
 // primaryHolder returns the primary holder's email of an account: from status when this
 // LoginLink resolved it before, from the PartnerAccount that manages the account, or from one
 // Retrieve Account.
-func (r *LoginLinkReconciler) primaryHolder(ctx context.Context, ll *partnersv1.LoginLink, id int64) (string, ctrl.Result, bool, error) {
+func (r *LoginLinkReconciler) primaryHolder(ctx context.Context, ll *partnersv1.LoginLink, cfg *partnerconfig.Config, id int64) (string, ctrl.Result, bool, error) {
 	if ll.Status.AccountID == id && ll.Status.UserEmail != "" {
 		return ll.Status.UserEmail, ctrl.Result{}, false, nil
 	}
-	pas, err := r.claimants(ctx, id)
+	pas, err := r.claimantsIn(ctx, r.Client, cfg.Endpoint, id)
 	if err != nil {
 		return "", ctrl.Result{}, true, err
 	}
 	if len(pas) > 0 {
 		return pas[0].Spec.Email, ctrl.Result{}, false, nil
 	}
-	acct, err := r.API.GetAccount(ctx, fifteenth.AccountID(id))
+	acct, err := cfg.API.GetAccount(ctx, fifteenth.AccountID(id))
 	switch {
 	case err == nil && acct.Email != "":
 		return acct.Email, ctrl.Result{}, false, nil

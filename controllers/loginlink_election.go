@@ -24,7 +24,7 @@ import (
 // eligible LoginLink for the user does (package election). The cache decides here; a
 // generation confirms against the user's Lease.
 func (r *LoginLinkReconciler) reconcileElection(ctx context.Context, s *linkScope) (ctrl.Result, bool, error) {
-	cands, err := r.candidates(ctx, s.ll, s.target)
+	cands, err := r.candidates(ctx, s.ll, s.cfg.Endpoint, s.target)
 	if err != nil {
 		return ctrl.Result{}, true, err
 	}
@@ -134,15 +134,16 @@ func eligible(ll *partnersv1.LoginLink) bool {
 	return true
 }
 
-// claimants returns the PartnerAccounts that claim an account, oldest first.
-func (d *deps) claimantsIn(ctx context.Context, c client.Reader, id int64) ([]partnersv1.PartnerAccount, error) {
+// claimantsIn returns the PartnerAccounts that claim an account at endpoint, oldest first
+// (endpoint "": at any endpoint).
+func (d *deps) claimantsIn(ctx context.Context, c client.Reader, endpoint string, id int64) ([]partnersv1.PartnerAccount, error) {
 	var list partnersv1.PartnerAccountList
 	if err := c.List(ctx, &list, client.MatchingFields{indexClaimedAccount: idString(id)}); err != nil {
 		return nil, fmt.Errorf("cannot list the PartnerAccounts of account %d: %w", id, err)
 	}
 	out := list.Items[:0]
 	for _, pa := range list.Items {
-		if pa.DeletionTimestamp.IsZero() {
+		if pa.DeletionTimestamp.IsZero() && (endpoint == "" || d.endpointOf(ctx, pa.Namespace, pa.Spec.PartnerConfigRef) == endpoint) {
 			out = append(out, pa)
 		}
 	}
@@ -154,13 +155,18 @@ func (d *deps) claimantsIn(ctx context.Context, c client.Reader, id int64) ([]pa
 	return out, nil
 }
 
-func (r *LoginLinkReconciler) claimants(ctx context.Context, id int64) ([]partnersv1.PartnerAccount, error) {
-	return r.claimantsIn(ctx, r.Client, id)
+// endpointOf is the API endpoint an object's config points at ("" when it cannot serve it).
+func (d *deps) endpointOf(ctx context.Context, namespace string, ref *partnersv1.PartnerConfigReference) string {
+	cfg, err := d.Configs.For(ctx, namespace, ref)
+	if err != nil {
+		return ""
+	}
+	return cfg.Endpoint
 }
 
-// home returns the namespace of the PartnerAccount that manages an account ("" when none).
-func (r *LoginLinkReconciler) home(ctx context.Context, id int64) (string, error) {
-	pas, err := r.claimants(ctx, id)
+// home returns the namespace of the PartnerAccount that manages an account at endpoint ("" when none).
+func (r *LoginLinkReconciler) home(ctx context.Context, endpoint string, id int64) (string, error) {
+	pas, err := r.claimantsIn(ctx, r.Client, endpoint, id)
 	if err != nil || len(pas) == 0 {
 		return "", err
 	}
@@ -170,8 +176,8 @@ func (r *LoginLinkReconciler) home(ctx context.Context, id int64) (string, error
 // accountLinks returns the LoginLinks that act on an account, by spec.accountID or through a
 // PartnerAccount that claims it, with the user each acts for ("" while unknown). claimant, if
 // not nil, is a PartnerAccount that claims the account although the cache may not show it yet.
-func accountLinks(ctx context.Context, c client.Reader, d *deps, id int64, claimant *partnersv1.PartnerAccount) ([]partnersv1.LoginLink, []string, error) {
-	pas, err := d.claimantsIn(ctx, c, id)
+func accountLinks(ctx context.Context, c client.Reader, d *deps, endpoint string, id int64, claimant *partnersv1.PartnerAccount) ([]partnersv1.LoginLink, []string, error) {
+	pas, err := d.claimantsIn(ctx, c, endpoint, id)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -184,7 +190,19 @@ func accountLinks(ctx context.Context, c client.Reader, d *deps, id int64, claim
 	if len(pas) > 0 {
 		holderEmail, home = pas[0].Spec.Email, pas[0].Namespace
 	}
-	permitted := func(ns string) bool { return ns == home || (home == "" && d.granted(ns)) }
+	// A LoginLink by accountID counts when its config points at the same API, and the
+	// account is its namespace's or unclaimed with a grant of its config.
+	permitted := func(ll *partnersv1.LoginLink) bool {
+		cfg, err := d.Configs.For(ctx, ll.Namespace, ll.Spec.PartnerConfigRef)
+		if err != nil || (endpoint != "" && cfg.Endpoint != endpoint) {
+			return false
+		}
+		if home != "" {
+			return ll.Namespace == home
+		}
+		granted, err := d.granted(ctx, cfg, ll.Namespace)
+		return err == nil && granted
+	}
 	var byID partnersv1.LoginLinkList
 	if err := c.List(ctx, &byID, client.MatchingFields{indexAccountID: idString(id)}); err != nil {
 		return nil, nil, fmt.Errorf("cannot list the LoginLinks of account %d: %w", id, err)
@@ -193,7 +211,7 @@ func accountLinks(ctx context.Context, c client.Reader, d *deps, id int64, claim
 	var users []string
 	for i := range byID.Items {
 		ll := &byID.Items[i]
-		if !permitted(ll.Namespace) {
+		if !permitted(ll) {
 			continue
 		}
 		u := ll.Spec.UserEmail
@@ -225,8 +243,8 @@ func accountLinks(ctx context.Context, c client.Reader, d *deps, id int64, claim
 }
 
 // candidates returns the LoginLinks competing for the user of t, me among them.
-func (r *LoginLinkReconciler) candidates(ctx context.Context, me *partnersv1.LoginLink, t linkTarget) ([]election.Candidate, error) {
-	links, users, err := accountLinks(ctx, r.Client, &r.deps, t.accountID, nil)
+func (r *LoginLinkReconciler) candidates(ctx context.Context, me *partnersv1.LoginLink, endpoint string, t linkTarget) ([]election.Candidate, error) {
+	links, users, err := accountLinks(ctx, r.Client, &r.deps, endpoint, t.accountID, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +276,7 @@ func (r *LoginLinkReconciler) accountRequests(ctx context.Context, id int64) []r
 	if id == 0 {
 		return nil
 	}
-	links, _, err := accountLinks(ctx, r.Client, &r.deps, id, nil)
+	links, _, err := accountLinks(ctx, r.Client, &r.deps, "", id, nil)
 	if err != nil {
 		logf.FromContext(ctx).Error(err, "Could not find the LoginLinks of an account to wake them", "account", id)
 		return nil

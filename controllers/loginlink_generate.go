@@ -103,7 +103,7 @@ func (r *LoginLinkReconciler) callAndStore(ctx context.Context, s *linkScope, d 
 			s.secret = m
 		}
 	}
-	resp, err := r.API.GenerateLoginLink(ctx, fifteenth.AccountID(t.accountID), s.params.request(ll.Spec.UserEmail))
+	resp, err := s.cfg.API.GenerateLoginLink(ctx, fifteenth.AccountID(t.accountID), s.params.request(ll.Spec.UserEmail))
 	if err != nil {
 		outcome := election.Unknown
 		if noEffect(err) {
@@ -272,7 +272,7 @@ func (r *LoginLinkReconciler) suspendedHold(ctx context.Context, s *linkScope) (
 	if wait := last.Add(r.syncPeriod()).Sub(now); wait > 0 {
 		return true, ctrl.Result{RequeueAfter: renewal.RequeueAfter(now, now.Add(wait), minRequeue)}
 	}
-	acct, err := r.API.GetAccount(ctx, fifteenth.AccountID(s.target.accountID))
+	acct, err := s.cfg.API.GetAccount(ctx, fifteenth.AccountID(s.target.accountID))
 	if err == nil && acct.Status == fifteenth.AccountSuspended {
 		ll.Status.LastFailureTime = statusTime(now)
 		return true, ctrl.Result{RequeueAfter: r.syncPeriod()}

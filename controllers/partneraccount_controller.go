@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +29,7 @@ import (
 	"github.com/fifteenth/fifteenth-operator/internal/election"
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
 	"github.com/fifteenth/fifteenth-operator/internal/metrics"
+	"github.com/fifteenth/fifteenth-operator/internal/partnerconfig"
 	"github.com/fifteenth/fifteenth-operator/internal/renewal"
 	"github.com/fifteenth/fifteenth-operator/internal/tenancy"
 )
@@ -106,18 +106,22 @@ func (r *PartnerAccountReconciler) reconcile(ctx context.Context, pa, original *
 		pa.Status.SpouseLoginLinkSecretName = spouse.Spec.SecretName
 	}
 
+	cfg, res, ok, err := r.configFor(ctx, pa.Namespace, pa.Spec.PartnerConfigRef, func(reason, msg string) { r.failed(pa, reason, msg) })
+	if !ok {
+		return res, err
+	}
 	if pa.Status.AccountID == 0 {
-		if res, done, err := r.ensureAccount(ctx, pa, original, holder, spouse); done || err != nil {
+		if res, done, err := r.ensureAccount(ctx, pa, original, cfg, holder, spouse); done || err != nil {
 			return res, err
 		}
-	} else if claimed, err := r.claimedByOlder(ctx, pa, pa.Status.AccountID); err != nil {
+	} else if claimed, err := r.claimedByOlder(ctx, pa, cfg.Endpoint, pa.Status.AccountID); err != nil {
 		return ctrl.Result{}, err
 	} else if claimed != nil {
 		return r.lostClaim(pa, pa.Status.AccountID, claimed)
 	}
 
-	next := r.observe(ctx, pa)
-	if err := r.summarise(ctx, pa, holder); err != nil {
+	next := r.observe(ctx, pa, cfg)
+	if err := r.summarise(ctx, pa, cfg, holder); err != nil {
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: renewal.RequeueAfter(r.now(), next, minRequeue)}, nil
@@ -184,7 +188,7 @@ func (r *PartnerAccountReconciler) ensureLoginLink(ctx context.Context, pa *part
 }
 
 // ensureAccount creates or adopts the account. done is true when the pass ends here.
-func (r *PartnerAccountReconciler) ensureAccount(ctx context.Context, pa, original *partnersv1.PartnerAccount,
+func (r *PartnerAccountReconciler) ensureAccount(ctx context.Context, pa, original *partnersv1.PartnerAccount, cfg *partnerconfig.Config,
 	holder, spouse *partnersv1.LoginLink) (ctrl.Result, bool, error) {
 	if held := r.terminalHold(pa); held {
 		return ctrl.Result{}, true, nil
@@ -208,11 +212,11 @@ func (r *PartnerAccountReconciler) ensureAccount(ctx context.Context, pa, origin
 		}
 	}
 	if id := pa.Spec.AccountID; id != nil {
-		return r.adopt(ctx, pa, *id, nil)
+		return r.adopt(ctx, pa, cfg, *id, nil)
 	}
 	if id := pa.Status.ExistingAccountID; id != 0 {
 		// An earlier pass met a 409: verify and adopt that account; never create again.
-		return r.adopt(ctx, pa, id, &fifteenth.Error{Code: fifteenth.CodeDuplicateEmail})
+		return r.adopt(ctx, pa, cfg, id, &fifteenth.Error{Code: fifteenth.CodeDuplicateEmail})
 	}
 
 	req := fifteenth.CreateAccountRequest{Email: pa.Spec.Email, FirstName: pa.Spec.FirstName, LastName: pa.Spec.LastName}
@@ -228,13 +232,13 @@ func (r *PartnerAccountReconciler) ensureAccount(ctx context.Context, pa, origin
 			return ctrl.Result{}, true, err
 		}
 	}
-	acct, err := r.API.CreateAccount(ctx, req)
+	acct, err := cfg.API.CreateAccount(ctx, req)
 	if err != nil {
 		if recorded && noEffect(err) {
 			// The API answered that it created nothing: this attempt leaves no account behind.
 			pa.Status.CreateAttemptedAt = nil
 		}
-		return r.createFailed(ctx, pa, err)
+		return r.createFailed(ctx, pa, cfg, err)
 	}
 	// Store the links of the answer before anything else: they exist nowhere else.
 	r.seed(ctx, holder, int64(acct.ID), acct.Email, acct.LoginLink, acct.LoginLinkExpiresAt, acct.CreatedAt)
@@ -284,12 +288,12 @@ func (r *PartnerAccountReconciler) seed(ctx context.Context, ll *partnersv1.Logi
 
 // createFailed handles a failed creation (decideCreateFailure). A 409 means the account
 // exists (perhaps created by an earlier attempt whose answer was lost): it is adopted.
-func (r *PartnerAccountReconciler) createFailed(ctx context.Context, pa *partnersv1.PartnerAccount, err error) (ctrl.Result, bool, error) {
+func (r *PartnerAccountReconciler) createFailed(ctx context.Context, pa *partnersv1.PartnerAccount, cfg *partnerconfig.Config, err error) (ctrl.Result, bool, error) {
 	v := decideCreateFailure(err)
 	if v.adoptID != 0 {
 		pa.Status.ExistingAccountID = v.adoptID
 		apiErr, _ := fifteenth.AsError(err)
-		return r.adopt(ctx, pa, v.adoptID, apiErr)
+		return r.adopt(ctx, pa, cfg, v.adoptID, apiErr)
 	}
 	res, err := r.apply(pa, v, err)
 	return res, true, err
@@ -317,8 +321,8 @@ func (r *PartnerAccountReconciler) apply(pa *partnersv1.PartnerAccount, v verdic
 
 // adopt takes over an existing account after checking that it is the client's and that no
 // other PartnerAccount manages it. dup is the 409 that led here, if any.
-func (r *PartnerAccountReconciler) adopt(ctx context.Context, pa *partnersv1.PartnerAccount, id int64, dup *fifteenth.Error) (ctrl.Result, bool, error) {
-	if claimed, err := r.claimedBy(ctx, pa, id); err != nil {
+func (r *PartnerAccountReconciler) adopt(ctx context.Context, pa *partnersv1.PartnerAccount, cfg *partnerconfig.Config, id int64, dup *fifteenth.Error) (ctrl.Result, bool, error) {
+	if claimed, err := r.claimedBy(ctx, pa, cfg.Endpoint, id); err != nil {
 		return ctrl.Result{}, true, err
 	} else if claimed != nil && claimed.Namespace != pa.Namespace {
 		// Another namespace's account: nothing is called; the claim watch wakes this one.
@@ -332,7 +336,10 @@ func (r *PartnerAccountReconciler) adopt(ctx context.Context, pa *partnersv1.Par
 	// An unclaimed account is adopted only when it is this PartnerAccount's own (a 409 after
 	// its own attempt of unknown outcome), or with a grant.
 	own := dup != nil && pa.Status.CreateAttemptedAt != nil
-	granted := r.granted(pa.Namespace)
+	granted, err := r.granted(ctx, cfg, pa.Namespace)
+	if err != nil {
+		return ctrl.Result{}, true, err
+	}
 	if !own && !granted {
 		if dup != nil {
 			r.failed(pa, partnersv1.ReasonAccountExists, accountExistsMessage(pa.Spec.Email))
@@ -342,7 +349,7 @@ func (r *PartnerAccountReconciler) adopt(ctx context.Context, pa *partnersv1.Par
 		r.failed(pa, d.Reason, d.Message)
 		return ctrl.Result{}, true, nil
 	}
-	acct, err := r.API.GetAccount(ctx, fifteenth.AccountID(id))
+	acct, err := cfg.API.GetAccount(ctx, fifteenth.AccountID(id))
 	if err == nil && own && !granted && !createdSince(acct.CreatedAt, pa.Status.CreateAttemptedAt.Time) {
 		r.failed(pa, partnersv1.ReasonAccountExists, accountExistsMessage(pa.Spec.Email))
 		return ctrl.Result{}, true, nil
@@ -413,26 +420,25 @@ func (r *PartnerAccountReconciler) setAccount(pa *partnersv1.PartnerAccount, a *
 	}
 }
 
-// claimedBy returns another PartnerAccount that claims the account, if any.
-func (r *PartnerAccountReconciler) claimedBy(ctx context.Context, pa *partnersv1.PartnerAccount, id int64) (*partnersv1.PartnerAccount, error) {
-	return r.claimant(ctx, pa, id, func(*partnersv1.PartnerAccount) bool { return true })
+// claimedBy returns another PartnerAccount that claims the account at endpoint, if any.
+func (r *PartnerAccountReconciler) claimedBy(ctx context.Context, pa *partnersv1.PartnerAccount, endpoint string, id int64) (*partnersv1.PartnerAccount, error) {
+	return r.claimant(ctx, pa, endpoint, id, func(*partnersv1.PartnerAccount) bool { return true })
 }
 
 // claimedByOlder returns an older PartnerAccount claiming the same account: two that claimed
 // it at once settle on the older.
-func (r *PartnerAccountReconciler) claimedByOlder(ctx context.Context, pa *partnersv1.PartnerAccount, id int64) (*partnersv1.PartnerAccount, error) {
-	return r.claimant(ctx, pa, id, func(o *partnersv1.PartnerAccount) bool { return olderThan(o, pa) })
+func (r *PartnerAccountReconciler) claimedByOlder(ctx context.Context, pa *partnersv1.PartnerAccount, endpoint string, id int64) (*partnersv1.PartnerAccount, error) {
+	return r.claimant(ctx, pa, endpoint, id, func(o *partnersv1.PartnerAccount) bool { return olderThan(o, pa) })
 }
 
-func (r *PartnerAccountReconciler) claimant(ctx context.Context, pa *partnersv1.PartnerAccount, id int64,
+func (r *PartnerAccountReconciler) claimant(ctx context.Context, pa *partnersv1.PartnerAccount, endpoint string, id int64,
 	wins func(*partnersv1.PartnerAccount) bool) (*partnersv1.PartnerAccount, error) {
-	var list partnersv1.PartnerAccountList
-	if err := r.List(ctx, &list, client.MatchingFields{indexClaimedAccount: strconv.FormatInt(id, 10)}); err != nil {
-		return nil, fmt.Errorf("cannot list PartnerAccounts claiming account %d: %w", id, err)
+	pas, err := r.claimantsIn(ctx, r.Client, endpoint, id)
+	if err != nil {
+		return nil, err
 	}
-	for i := range list.Items {
-		o := &list.Items[i]
-		if o.UID != pa.UID && o.DeletionTimestamp.IsZero() && wins(o) {
+	for i := range pas {
+		if o := &pas[i]; o.UID != pa.UID && wins(o) {
 			return o, nil
 		}
 	}
@@ -456,13 +462,13 @@ func (r *PartnerAccountReconciler) lostClaim(pa *partnersv1.PartnerAccount, id i
 }
 
 // observe reads the account every AccountSyncPeriod and returns when to look again.
-func (r *PartnerAccountReconciler) observe(ctx context.Context, pa *partnersv1.PartnerAccount) time.Time {
+func (r *PartnerAccountReconciler) observe(ctx context.Context, pa *partnersv1.PartnerAccount, cfg *partnerconfig.Config) time.Time {
 	now := r.now()
 	if last := pa.Status.LastSyncTime; last != nil && now.Before(last.Add(r.syncPeriod())) {
 		return last.Add(r.syncPeriod())
 	}
 	pa.Status.LastSyncTime = statusTime(now)
-	acct, err := r.API.GetAccount(ctx, fifteenth.AccountID(pa.Status.AccountID))
+	acct, err := cfg.API.GetAccount(ctx, fifteenth.AccountID(pa.Status.AccountID))
 	if err != nil {
 		// A single warning, never a failure: observation is best effort.
 		logf.FromContext(ctx).Info("Could not observe the account; trying again after the sync period",
@@ -484,11 +490,11 @@ func (r *PartnerAccountReconciler) observe(ctx context.Context, pa *partnersv1.P
 
 // summarise sets Ready and status.users from the account's status and the LoginLinks that
 // hold its users (decideReady).
-func (r *PartnerAccountReconciler) summarise(ctx context.Context, pa *partnersv1.PartnerAccount, holder *partnersv1.LoginLink) error {
+func (r *PartnerAccountReconciler) summarise(ctx context.Context, pa *partnersv1.PartnerAccount, cfg *partnerconfig.Config, holder *partnersv1.LoginLink) error {
 	if holder.Status.ExpiresAt != nil {
 		pa.Status.LoginLinkExpiresAt = holder.Status.ExpiresAt
 	}
-	links, users, err := accountLinks(ctx, r.Client, &r.deps, pa.Status.AccountID, pa)
+	links, users, err := accountLinks(ctx, r.Client, &r.deps, cfg.Endpoint, pa.Status.AccountID, pa)
 	if err != nil {
 		return err
 	}
@@ -600,7 +606,7 @@ func (r *PartnerAccountReconciler) ofLoginLink(ctx context.Context, o client.Obj
 		}
 	}
 	if id := ll.Spec.AccountID; id != nil {
-		pas, err := r.claimantsIn(ctx, r.Client, *id)
+		pas, err := r.claimantsIn(ctx, r.Client, "", *id)
 		if err != nil {
 			logf.FromContext(ctx).Error(err, "Could not find the PartnerAccounts of an account to wake them", "account", *id)
 		}

@@ -69,11 +69,11 @@ func TestSecurityCrossNamespaceAccountIDLink(t *testing.T) {
 	for _, granted := range []bool{false, true} {
 		t.Run(fmt.Sprintf("team B granted=%v", granted), func(t *testing.T) {
 			o := harnessOpts{tenants: []string{"b"}}
+			if granted {
+				o.grants = []string{"", "b"}
+			}
 			h := newHarness(t, o)
 			teamB := h.namespaces[1]
-			if granted {
-				h.grants[teamB] = true
-			}
 			id, link := h.victim("victim@a.example")
 			calls := h.apiCalls()
 			steal := linkFor("steal", id, func(s *partnersv1.LoginLinkSpec) { s.SendNotification = ptr.To(false) })
@@ -91,9 +91,8 @@ func TestSecurityCrossNamespaceAccountIDLink(t *testing.T) {
 
 // A guessed ID of an account no PartnerAccount manages: refused without a grant, served with one.
 func TestSecurityUnclaimedAccountNeedsAGrant(t *testing.T) {
-	h := newHarness(t, harnessOpts{tenants: []string{"b", "c"}, grants: []string{}})
+	h := newHarness(t, harnessOpts{tenants: []string{"b", "c"}, grants: []string{"c"}})
 	teamB, teamC := h.namespaces[1], h.namespaces[2]
-	h.grants[teamC] = true
 	id := h.createAccount("unmanaged@example.com")
 	calls := h.apiCalls()
 	guess := linkFor("guess", id)
@@ -163,9 +162,9 @@ func TestSecurityImpostorPartnerAccount(t *testing.T) {
 
 // A PartnerAccount in team B adopting team A's account by spec.accountID: refused, no call.
 func TestSecurityAdoptAnotherNamespacesAccount(t *testing.T) {
-	h := newHarness(t, harnessOpts{tenants: []string{"b"}, grants: []string{}})
+	// Even a namespace that may adopt unmanaged accounts.
+	h := newHarness(t, harnessOpts{tenants: []string{"b"}, grants: []string{"b"}})
 	teamB := h.namespaces[1]
-	h.grants[teamB] = true // even a namespace that may adopt unmanaged accounts
 	id, link := h.victim("adoptee@a.example")
 	calls := h.apiCalls()
 	thief := account("thief", "adoptee@a.example", func(s *partnersv1.PartnerAccountSpec) { s.AccountID = &id })

@@ -3,6 +3,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"k8s.io/client-go/tools/events"
@@ -14,11 +15,16 @@ import (
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
 	"github.com/fifteenth/fifteenth-operator/internal/election"
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
+	"github.com/fifteenth/fifteenth-operator/internal/partnerconfig"
 )
 
 // Config is what the controllers need from the manager's flags.
 type Config struct {
-	API fifteenth.API
+	// Configs resolves each object's partner config (PartnerConfig, ClusterPartnerConfig, or
+	// the flag-built default). Nil: a resolver with only the default made of API,
+	// APIEndpoint and AccountAccessNamespaces.
+	Configs *partnerconfig.Resolver
+	API     fifteenth.API
 	// APIEndpoint identifies the API (its base URL) in the per-user elections.
 	APIEndpoint string
 	// APITimeout bounds one API call (default fifteenth.DefaultTimeout); a generation is
@@ -28,10 +34,10 @@ type Config struct {
 	// the Leases there that carry the managed-by label.
 	ElectionNamespace string
 	AccountSyncPeriod time.Duration
-	// AccountAccess reports whether a namespace may adopt, or link by accountID, accounts
-	// that no PartnerAccount manages (the manager's --account-access-namespaces); nil: none.
-	AccountAccess func(namespace string) bool
-	Controller    controller.Options
+	// AccountAccessNamespaces may adopt, or link by accountID, accounts that no
+	// PartnerAccount manages, with the flag-built default (--account-access-namespaces).
+	AccountAccessNamespaces string
+	Controller              controller.Options
 	// Clock is the clock (default the real one); tests may replace it.
 	Clock clock.PassiveClock
 }
@@ -41,21 +47,41 @@ type deps struct {
 	// APIReader reads from the API server, bypassing the cache: every decision to call the
 	// Fifteenth API is confirmed with it, so a stale cache never causes a second call.
 	APIReader client.Reader
-	API       fifteenth.API
-	Endpoint  string
-	Elector   *election.Elector
+	// Configs gives each object its API client, endpoint and grants.
+	Configs  *partnerconfig.Resolver
+	Elector  *election.Elector
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
 	// AccountSyncPeriod is how often an account is read to observe its status, and how long a
 	// suspended account waits before it is looked at again.
 	AccountSyncPeriod time.Duration
-	// AccountAccess: see Config.
-	AccountAccess func(namespace string) bool
 }
 
-// granted reports whether namespace may adopt or link accounts no PartnerAccount manages.
-func (d *deps) granted(namespace string) bool {
-	return d.AccountAccess != nil && d.AccountAccess(namespace)
+// granted reports whether objects of namespace may adopt or link, with cfg, accounts no
+// PartnerAccount manages.
+func (d *deps) granted(ctx context.Context, cfg *partnerconfig.Config, namespace string) (bool, error) {
+	return d.Configs.Grants(ctx, cfg, namespace)
+}
+
+// configFor resolves the partner config of an object of namespace. ok is false when the pass
+// must end: a config that cannot serve the object was reported through refuse (no call is
+// made), and it is looked at again after the resolver's TTL or when the config changes.
+func (d *deps) configFor(ctx context.Context, namespace string, ref *partnersv1.PartnerConfigReference,
+	refuse func(reason, msg string)) (*partnerconfig.Config, ctrl.Result, bool, error) {
+	cfg, err := d.Configs.For(ctx, namespace, ref)
+	if reason, settled := partnerconfig.ReasonOf(err); settled {
+		var pe *partnerconfig.Error
+		msg := err.Error()
+		if errors.As(err, &pe) {
+			msg = pe.Message
+		}
+		refuse(reason, msg)
+		return nil, ctrl.Result{RequeueAfter: d.Configs.TTL()}, false, nil
+	}
+	if err != nil {
+		return nil, ctrl.Result{}, false, err
+	}
+	return cfg, ctrl.Result{}, true, nil
 }
 
 func (d *deps) now() time.Time { return d.Clock.Now() }
@@ -77,10 +103,14 @@ func newDeps(mgr ctrl.Manager, cfg Config) deps {
 	if timeout <= 0 {
 		timeout = fifteenth.DefaultTimeout
 	}
+	configs := cfg.Configs
+	if configs == nil {
+		configs = &partnerconfig.Resolver{Client: mgr.GetClient(), SecretReader: mgr.GetAPIReader(),
+			Default: partnerconfig.NewDefault(cfg.API, cfg.APIEndpoint, "", cfg.AccountAccessNamespaces)}
+	}
 	return deps{
-		APIReader: mgr.GetAPIReader(), API: cfg.API, Endpoint: cfg.APIEndpoint,
+		APIReader: mgr.GetAPIReader(), Configs: configs,
 		Recorder: mgr.GetEventRecorder("fifteenth-operator"), Clock: clk, AccountSyncPeriod: cfg.AccountSyncPeriod,
-		AccountAccess: cfg.AccountAccess,
 		Elector: &election.Elector{Client: mgr.GetClient(), Cache: mgr.GetClient(), Reader: mgr.GetAPIReader(),
 			Namespace: cfg.ElectionNamespace, InFlight: timeout + 5*time.Second, Clock: clk,
 			Labels: map[string]string{partnersv1.LabelManagedBy: partnersv1.ManagedByValue}},
@@ -98,5 +128,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		return err
 	}
 	pa := &PartnerAccountReconciler{Client: mgr.GetClient(), deps: d}
-	return pa.SetupWithManager(mgr, cfg.Controller)
+	if err := pa.SetupWithManager(mgr, cfg.Controller); err != nil {
+		return err
+	}
+	pc := &PartnerConfigReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Resolver: d.Configs}
+	return pc.SetupWithManager(mgr, cfg.Controller)
 }

@@ -80,7 +80,7 @@ type harness struct {
 
 	// namespaces are those the manager watches (h.ns first); grants may link unmanaged accounts.
 	namespaces []string
-	grants     map[string]bool
+	grants     []string
 
 	stopMgr func()
 }
@@ -92,7 +92,7 @@ type harnessOpts struct {
 	// tenants are more namespaces the manager watches (tenants[i] is created as h.ns+"-"+it);
 	// h.ns is the only one with a grant to adopt or link unmanaged accounts unless grants says.
 	tenants []string
-	// grants are the namespaces with that grant (default: h.ns).
+	// grants are the namespaces with that grant, by tenant name ("" is h.ns; default: h.ns).
 	grants []string
 }
 
@@ -115,11 +115,15 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		h.g.Expect(k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
 		h.namespaces = append(h.namespaces, ns)
 	}
-	h.grants = map[string]bool{h.ns: true}
+	h.grants = []string{h.ns}
 	if o.grants != nil {
-		h.grants = map[string]bool{}
+		h.grants = nil
 		for _, g := range o.grants {
-			h.grants[g] = true
+			if g == "" {
+				h.grants = append(h.grants, h.ns)
+			} else {
+				h.grants = append(h.grants, h.ns+"-"+g)
+			}
 		}
 	}
 
@@ -172,7 +176,7 @@ func (h *harness) startManager(syncPeriod time.Duration) {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.g.Expect(controllers.Setup(ctx, mgr, controllers.Config{
 		API: h.api, APIEndpoint: h.simURL, APITimeout: 5 * time.Second, ElectionNamespace: h.ns, AccountSyncPeriod: syncPeriod,
-		AccountAccess: func(ns string) bool { return h.grants[ns] },
+		AccountAccessNamespaces: strings.Join(h.grants, ","),
 		Controller:    controller.Options{SkipNameValidation: ptr.To(true), MaxConcurrentReconciles: 4},
 	})).To(Succeed())
 	done := make(chan struct{})

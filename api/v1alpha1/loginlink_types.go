@@ -54,6 +54,8 @@ type SecretTemplate struct {
 
 // LoginLinkSpec is one login link for one user of one Fifteenth account.
 // +kubebuilder:validation:XValidation:rule="has(self.accountRef) != has(self.accountID)",message="exactly one of spec.accountRef and spec.accountID must be set"
+// +kubebuilder:validation:XValidation:rule="has(self.partnerConfigRef) == has(oldSelf.partnerConfigRef)",message="partnerConfigRef is immutable"
+// +kubebuilder:validation:XValidation:rule="!has(self.accountRef) || !has(self.partnerConfigRef)",message="partnerConfigRef goes with spec.accountID; with spec.accountRef the PartnerAccount's config is used"
 type LoginLinkSpec struct {
 	// AccountRef names a PartnerAccount in the same namespace.
 	// +optional
@@ -99,6 +101,13 @@ type LoginLinkSpec struct {
 	// SecretTemplate adds labels and annotations to the Secret.
 	// +optional
 	SecretTemplate *SecretTemplate `json:"secretTemplate,omitempty"`
+	// PartnerConfigRef names the partner key and API to use for spec.accountID: a
+	// PartnerConfig in this namespace or a ClusterPartnerConfig. Default: ClusterPartnerConfig
+	// "default" (or the manager's flags). With spec.accountRef the PartnerAccount's config is
+	// used and this must be unset. Immutable.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="partnerConfigRef is immutable"
+	PartnerConfigRef *PartnerConfigReference `json:"partnerConfigRef,omitempty"`
 }
 
 // LoginLinkStatus is the observed state of a LoginLink. It never holds the link itself.

@@ -55,6 +55,7 @@ type AccountLoginLinkSpec struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.spouse) || self.spouse.email.lowerAscii() != self.email.lowerAscii()",message="spouse.email must differ from email"
 // +kubebuilder:validation:XValidation:rule="has(self.spouse) == has(oldSelf.spouse)",message="spouse cannot be added or removed: the Fifteenth API cannot change an account; create a new PartnerAccount"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.accountID) || (has(self.accountID) && self.accountID == oldSelf.accountID)",message="accountID is immutable once set"
+// +kubebuilder:validation:XValidation:rule="has(self.partnerConfigRef) == has(oldSelf.partnerConfigRef)",message="partnerConfigRef is immutable: the account lives at that config's API; create a new PartnerAccount"
 type PartnerAccountSpec struct {
 	// Email of the primary account holder.
 	// +kubebuilder:validation:MaxLength=254
@@ -84,6 +85,12 @@ type PartnerAccountSpec struct {
 	// LoginLink says how the holder's and the spouse's links are kept.
 	// +optional
 	LoginLink *AccountLoginLinkSpec `json:"loginLink,omitempty"`
+	// PartnerConfigRef names the partner key and API to use: a PartnerConfig in this
+	// namespace or a ClusterPartnerConfig. Default: ClusterPartnerConfig "default" (or the
+	// manager's flags when none of that name exists). Immutable.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="partnerConfigRef is immutable: the account lives at that config's API; create a new PartnerAccount"
+	PartnerConfigRef *PartnerConfigReference `json:"partnerConfigRef,omitempty"`
 }
 
 // SpouseStatus is the spouse as the API reports it.
