@@ -112,8 +112,8 @@ type linkScope struct {
 	key        election.Key
 	me         election.Candidate
 	// cfg is the partner config: the API client, its endpoint, its grants.
-	cfg *partnerconfig.Config
-	params     linkParams
+	cfg    *partnerconfig.Config
+	params linkParams
 	// secret is the LoginLink's own Secret (nil when missing); record the user's Lease
 	// (nil when none).
 	secret *corev1.Secret

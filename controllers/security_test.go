@@ -1,8 +1,13 @@
 package controllers_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -11,6 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
+	"github.com/fifteenth/fifteenth-operator/internal/fifteenth/sim"
+	"github.com/fifteenth/fifteenth-operator/internal/partnerconfig"
 )
 
 // The security suite: no namespace obtains a link to, or adopts, an account that is not its
@@ -29,7 +36,7 @@ func (h *harness) victim(email string) (int64, string) {
 }
 
 // refused waits for obj's Ready=False reason and checks what a refusal promises: no call of
-// any kind since before, no managed Secret in the tenant's namespace, a message naming no
+// any kind since before, no link in the object's Secrets, a message naming no
 // object of team A, and the victim's link still valid.
 func (h *harness) refused(obj client.Object, reason string, callsBefore int, victimLink string) {
 	h.t.Helper()
@@ -55,7 +62,9 @@ func (h *harness) refused(obj client.Object, reason string, callsBefore int, vic
 	h.g.Expect(k8s.List(ctx, &secrets, client.InNamespace(obj.GetNamespace()),
 		client.MatchingLabels{partnersv1.LabelManagedBy: partnersv1.ManagedByValue})).To(Succeed())
 	for _, s := range secrets.Items {
-		h.g.Expect(s.Data).NotTo(HaveKey(partnersv1.SecretKeyLoginLink), "Secret %s holds a link", s.Name)
+		if strings.HasPrefix(s.Name, obj.GetName()) { // the refused object's own Secrets
+			h.g.Expect(s.Data).NotTo(HaveKey(partnersv1.SecretKeyLoginLink), "Secret %s holds a link", s.Name)
+		}
 	}
 	if victimLink != "" {
 		h.g.Expect(h.linkState(victimLink)).To(Equal("valid"), "the victim's link")
@@ -182,3 +191,123 @@ func readyMessage(conds []metav1.Condition) string {
 	}
 	return ""
 }
+
+// Partner configs: a second API behind a ClusterPartnerConfig that admits team B only. Team C
+// may not use it; a PartnerConfig of team A cannot be named from team B; objects reach only
+// their own config's API; a key rotation of one config is picked up without a restart while
+// the other keeps working.
+func TestSecurityPartnerConfigs(t *testing.T) {
+	h := newHarness(t, harnessOpts{tenants: []string{"b", "c"}, grants: []string{""}})
+	teamB, teamC := h.namespaces[1], h.namespaces[2]
+	second := httptest.NewServer(sim.New(sim.Config{APIKeys: []string{"15th_second", "15th_rotated"}}))
+	t.Cleanup(second.Close)
+	secondStats := func() int {
+		var st sim.Stats
+		resp, err := http.Get(second.URL + "/_sim/stats")
+		h.g.Expect(err).NotTo(HaveOccurred())
+		defer func() { _ = resp.Body.Close() }()
+		h.g.Expect(json.NewDecoder(resp.Body).Decode(&st)).To(Succeed())
+		n := 0
+		for _, codes := range st.Requests {
+			n += total(codes)
+		}
+		return n
+	}
+	keySecret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: "second-key"},
+		StringData: map[string]string{"api-key": "15th_second"}}
+	h.g.Expect(k8s.Create(ctx, keySecret)).To(Succeed())
+	cpcName := "second-" + h.ns
+	cpc := &partnersv1.ClusterPartnerConfig{ObjectMeta: metav1.ObjectMeta{Name: cpcName},
+		Spec: partnersv1.ClusterPartnerConfigSpec{APIURL: second.URL, Namespaces: []string{teamB},
+			APIKeySecretRef: partnersv1.NamespacedSecretKeyReference{Namespace: h.ns, Name: "second-key", Key: "api-key"}}}
+	h.g.Expect(k8s.Create(ctx, cpc)).To(Succeed())
+	t.Cleanup(func() { _ = k8s.Delete(ctx, cpc) })
+	ref := &partnersv1.PartnerConfigReference{Kind: partnersv1.KindClusterPartnerConfig, Name: cpcName}
+
+	// Team B creates its client's account through the second API only.
+	calls := h.apiCalls()
+	b := account("client-b", "client@b.example", func(s *partnersv1.PartnerAccountSpec) { s.PartnerConfigRef = ref })
+	b.Namespace = teamB
+	h.create(b)
+	h.g.Eventually(func(g Gomega) {
+		pa := &partnersv1.PartnerAccount{}
+		g.Expect(k8s.Get(ctx, keyOf(teamB, "client-b"), pa)).To(Succeed())
+		s, r := readyOf(pa.Status.Conditions)
+		g.Expect(s).To(Equal(metav1.ConditionTrue), r)
+	}).Should(Succeed())
+	h.g.Expect(h.apiCalls()).To(Equal(calls), "team B's objects never reach the first API")
+	h.g.Expect(secondStats()).To(Equal(1), "one creation at the second API")
+
+	// Team C is not admitted by the ClusterPartnerConfig: no call anywhere.
+	before2 := secondStats()
+	c := account("client-c", "client@c.example", func(s *partnersv1.PartnerAccountSpec) { s.PartnerConfigRef = ref })
+	c.Namespace = teamC
+	h.create(c)
+	h.refused(c, partnersv1.ReasonPartnerConfigNotPermitted, calls, "")
+	h.g.Expect(secondStats()).To(Equal(before2))
+
+	// A PartnerConfig of team A cannot be named from team B.
+	pc := &partnersv1.PartnerConfig{ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: "team-a-key"},
+		Spec: partnersv1.PartnerConfigSpec{APIURL: h.simURL, APIKeySecretRef: partnersv1.SecretKeyReference{Name: "second-key", Key: "api-key"}}}
+	h.g.Expect(k8s.Create(ctx, pc)).To(Succeed())
+	borrowed := account("borrowed", "borrowed@b.example", func(s *partnersv1.PartnerAccountSpec) {
+		s.PartnerConfigRef = &partnersv1.PartnerConfigReference{Kind: partnersv1.KindPartnerConfig, Name: "team-a-key"}
+	})
+	borrowed.Namespace = teamB
+	h.create(borrowed)
+	h.refused(borrowed, partnersv1.ReasonPartnerConfigNotReady, calls, "")
+	h.g.Expect(secondStats()).To(Equal(before2))
+
+	// Rotation: a revoked key fails team B's next renewal (Unauthorized) while the default
+	// config keeps working; the new key is used without a restart.
+	id := h.createAccount("default@a.example")
+	h.create(linkFor("default-link", id))
+	h.expectLinkReason("default-link", metav1.ConditionTrue, partnersv1.ReasonGenerated)
+	setKey := func(key string) {
+		s := &corev1.Secret{}
+		h.g.Expect(k8s.Get(ctx, keyOf(h.ns, "second-key"), s)).To(Succeed())
+		s.Data = map[string][]byte{"api-key": []byte(key)}
+		h.g.Expect(k8s.Update(ctx, s)).To(Succeed())
+		// The config shows the new key's fingerprint (never the key) once it is in use.
+		h.g.Eventually(func() string {
+			c := &partnersv1.ClusterPartnerConfig{}
+			_ = k8s.Get(ctx, client.ObjectKey{Name: cpcName}, c)
+			return c.Status.KeyFingerprint
+		}).Should(Equal(partnerconfig.Fingerprint(key)))
+	}
+	renew := func(ns, name string) {
+		ll := &partnersv1.LoginLink{}
+		h.g.Expect(k8s.Get(ctx, keyOf(ns, name), ll)).To(Succeed())
+		if ll.Annotations == nil {
+			ll.Annotations = map[string]string{}
+		}
+		ll.Annotations[partnersv1.AnnotationRenewRequestedAt] = time.Now().Add(time.Second).UTC().Format(time.RFC3339)
+		h.g.Expect(k8s.Update(ctx, ll)).To(Succeed())
+	}
+	linkReason := func(ns, name string) string {
+		ll := &partnersv1.LoginLink{}
+		if err := k8s.Get(ctx, keyOf(ns, name), ll); err != nil {
+			return err.Error()
+		}
+		_, r := readyOf(ll.Status.Conditions)
+		return r
+	}
+	setKey("15th_revoked")
+	renew(teamB, "client-b-holder")
+	h.g.Eventually(func() string { return linkReason(teamB, "client-b-holder") }).Should(Equal(partnersv1.ReasonUnauthorized))
+	renew(h.ns, "default-link")
+	h.expectLinkReason("default-link", metav1.ConditionTrue, partnersv1.ReasonRenewed)
+	setKey("15th_rotated")
+	h.g.Eventually(func() string { return linkReason(teamB, "client-b-holder") }).WithTimeout(90 * time.Second).
+		Should(BeElementOf(partnersv1.ReasonRenewed, partnersv1.ReasonGenerated))
+	s := &corev1.Secret{}
+	h.g.Expect(k8s.Get(ctx, keyOf(teamB, "client-b-login-link"), s)).To(Succeed())
+	var st sim.LinkState
+	resp, err := http.Get(second.URL + "/_sim/links/" + tokenOf(string(s.Data[partnersv1.SecretKeyLoginLink])))
+	h.g.Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = resp.Body.Close() }()
+	h.g.Expect(json.NewDecoder(resp.Body).Decode(&st)).To(Succeed())
+	h.g.Expect(st.State).To(Equal("valid"), "team B's link is valid at the second API")
+}
+
+func tokenOf(link string) string { return link[strings.LastIndex(link, "/")+1:] }

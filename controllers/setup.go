@@ -37,7 +37,9 @@ type Config struct {
 	// AccountAccessNamespaces may adopt, or link by accountID, accounts that no
 	// PartnerAccount manages, with the flag-built default (--account-access-namespaces).
 	AccountAccessNamespaces string
-	Controller              controller.Options
+	// SecretTTL is how long the default resolver trusts a key Secret it read (tests shorten it).
+	SecretTTL  time.Duration
+	Controller controller.Options
 	// Clock is the clock (default the real one); tests may replace it.
 	Clock clock.PassiveClock
 }
@@ -50,8 +52,8 @@ type deps struct {
 	// Configs gives each object its API client, endpoint and grants.
 	Configs  *partnerconfig.Resolver
 	Elector  *election.Elector
-	Recorder  events.EventRecorder
-	Clock     clock.PassiveClock
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
 	// AccountSyncPeriod is how often an account is read to observe its status, and how long a
 	// suspended account waits before it is looked at again.
 	AccountSyncPeriod time.Duration
@@ -105,8 +107,15 @@ func newDeps(mgr ctrl.Manager, cfg Config) deps {
 	}
 	configs := cfg.Configs
 	if configs == nil {
-		configs = &partnerconfig.Resolver{Client: mgr.GetClient(), SecretReader: mgr.GetAPIReader(),
-			Default: partnerconfig.NewDefault(cfg.API, cfg.APIEndpoint, "", cfg.AccountAccessNamespaces)}
+		endpoint := cfg.APIEndpoint
+		if n, err := partnerconfig.NormalizeURL(endpoint); err == nil {
+			endpoint = n
+		}
+		configs = &partnerconfig.Resolver{Client: mgr.GetClient(), SecretReader: mgr.GetAPIReader(), SecretTTL: cfg.SecretTTL,
+			Default: partnerconfig.NewDefault(cfg.API, endpoint, "", cfg.AccountAccessNamespaces)}
+		if endpoint != "" {
+			configs.AllowedAPIURLs = []string{endpoint}
+		}
 	}
 	return deps{
 		APIReader: mgr.GetAPIReader(), Configs: configs,

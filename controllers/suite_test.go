@@ -176,8 +176,8 @@ func (h *harness) startManager(syncPeriod time.Duration) {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.g.Expect(controllers.Setup(ctx, mgr, controllers.Config{
 		API: h.api, APIEndpoint: h.simURL, APITimeout: 5 * time.Second, ElectionNamespace: h.ns, AccountSyncPeriod: syncPeriod,
-		AccountAccessNamespaces: strings.Join(h.grants, ","),
-		Controller:    controller.Options{SkipNameValidation: ptr.To(true), MaxConcurrentReconciles: 4},
+		AccountAccessNamespaces: strings.Join(h.grants, ","), SecretTTL: 300 * time.Millisecond,
+		Controller: controller.Options{SkipNameValidation: ptr.To(true), MaxConcurrentReconciles: 4},
 	})).To(Succeed())
 	done := make(chan struct{})
 	go func() {
