@@ -203,8 +203,10 @@ func run(o options) error {
 		Configs: &partnerconfig.Resolver{Client: mgr.GetClient(), SecretReader: mgr.GetAPIReader(),
 			Default:        partnerconfig.NewDefault(api, endpoint, fingerprint, o.accountAccess),
 			AllowedAPIURLs: allowed, Limiters: limiters,
-			ClientOptions: fifteenth.Options{Timeout: o.apiTimeout,
-				ObserveRequest: metrics.ObserveRequest, ObserveRateLimited: metrics.ObserveRateLimited}},
+			ClientOptions: fifteenth.Options{Timeout: o.apiTimeout},
+			Observers: func(config string) (func(string, int, time.Duration), func(string, time.Duration)) {
+				return metrics.RequestObserver(config), metrics.RateLimitObserver(config)
+			}},
 		APITimeout: o.apiTimeout, ElectionNamespace: electionNS, AccountSyncPeriod: o.accountSyncPeriod,
 		Controller: controller.Options{MaxConcurrentReconciles: o.concurrency},
 	}); err != nil {

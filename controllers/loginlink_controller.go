@@ -118,6 +118,8 @@ type linkScope struct {
 	// (nil when none).
 	secret *corev1.Secret
 	record *election.Record
+	// heldBy is the LoginLink of this namespace that holds the user, when another does.
+	heldBy string
 }
 
 // linkPhase is one step of a pass; done ends the pass with res and err.
@@ -243,6 +245,9 @@ func (r *LoginLinkReconciler) reconcileTarget(ctx context.Context, s *linkScope)
 func (r *LoginLinkReconciler) primaryHolder(ctx context.Context, ll *partnersv1.LoginLink, cfg *partnerconfig.Config, id int64) (string, ctrl.Result, bool, error) {
 	if ll.Status.AccountID == id && ll.Status.UserEmail != "" {
 		return ll.Status.UserEmail, ctrl.Result{}, false, nil
+	}
+	if r.terminalHold(ll) {
+		return "", ctrl.Result{}, true, nil // the read failed for good: wait for a change
 	}
 	pas, err := r.claimantsIn(ctx, r.Client, cfg.Endpoint, id)
 	if err != nil {

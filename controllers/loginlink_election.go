@@ -46,6 +46,9 @@ func (r *LoginLinkReconciler) superseded(ctx context.Context, s *linkScope, hold
 	}
 	msg := fmt.Sprintf("%s holds %s on account %d (the newest LoginLink for the user that can keep a link); this one calls nothing until that changes",
 		who, strings.ToLower(s.target.user), s.target.accountID)
+	if sameNS {
+		s.heldBy = name
+	}
 	if r.setReady(ll, false, partnersv1.ReasonSuperseded, msg) {
 		var related *partnersv1.LoginLink
 		if sameNS {
@@ -79,8 +82,10 @@ func (r *LoginLinkReconciler) retireStaleLink(ctx context.Context, s *linkScope)
 	if err != nil || live.Current(s.ll.UID, stamp(link.GeneratedAt)) {
 		return err
 	}
-	holder := ""
-	if live != nil {
+	// The LoginLink that holds the user now: the election's, else the Lease's holder when its
+	// generation is the one that invalidated this link.
+	holder := s.heldBy
+	if holder == "" && live != nil && live.Holder.UID == live.GeneratedBy {
 		if name, ok := localName(s.ll.Namespace, live.Holder.ID); ok {
 			holder = name
 		}

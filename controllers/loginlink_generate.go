@@ -10,6 +10,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -291,7 +293,9 @@ func (r *LoginLinkReconciler) SetupWithManager(mgr ctrl.Manager, opts controller
 		Named("loginlink").
 		For(&partnersv1.LoginLink{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Owns(&corev1.Secret{}).
+		// A Secret's generation marker comes and goes with each attempt: its owner is not woken
+		// by it (a failed attempt waits for its backoff, not for its own writes).
+		Owns(&corev1.Secret{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool { return !markerOnly(e) }})).
 		Watches(&partnersv1.LoginLink{}, handler.EnqueueRequestsFromMapFunc(r.competitors)).
 		Watches(&partnersv1.PartnerAccount{}, handler.EnqueueRequestsFromMapFunc(r.ofPartnerAccount)).
 		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(r.ofLease)).
@@ -346,7 +350,8 @@ func (r *LoginLinkReconciler) ofPartnerAccount(ctx context.Context, o client.Obj
 	return reqs
 }
 
-// ofLease maps a user's Lease to the LoginLinks of its account.
+// ofLease maps a user's Lease to the LoginLinks of its account, except the one that holds it:
+// the holder wrote the Lease itself, and waking it would skip its backoff after a failure.
 func (r *LoginLinkReconciler) ofLease(ctx context.Context, o client.Object) []reconcile.Request {
 	if o.GetNamespace() != r.Elector.Namespace {
 		return nil
@@ -355,5 +360,32 @@ func (r *LoginLinkReconciler) ofLease(ctx context.Context, o client.Object) []re
 	if err != nil {
 		return nil
 	}
-	return r.accountRequests(ctx, id)
+	links, _, err := accountLinks(ctx, r.Client, &r.deps, "", id, nil)
+	if err != nil {
+		logf.FromContext(ctx).Error(err, "Could not find the LoginLinks of an account to wake them", "account", id)
+		return nil
+	}
+	holder := types.UID(o.GetAnnotations()[election.AnnotationHolderUID])
+	var reqs []reconcile.Request
+	for i := range links {
+		if links[i].UID != holder {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&links[i])})
+		}
+	}
+	return reqs
+}
+
+// markerOnly reports a Secret update that changed nothing but the generation marker.
+func markerOnly(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*corev1.Secret)
+	n, ok2 := e.ObjectNew.(*corev1.Secret)
+	if !ok1 || !ok2 {
+		return false
+	}
+	o, n = o.DeepCopy(), n.DeepCopy()
+	delete(o.Annotations, annGenerating)
+	delete(n.Annotations, annGenerating)
+	o.ResourceVersion, n.ResourceVersion = "", ""
+	o.ManagedFields, n.ManagedFields = nil, nil
+	return apiequality.Semantic.DeepEqual(o, n)
 }

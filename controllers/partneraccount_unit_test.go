@@ -36,13 +36,13 @@ func TestUnitPartnerAccountHeldByAnotherLoginLink(t *testing.T) {
 				withStatus(false, partnersv1.ReasonRateLimited)(ll)
 			},
 			wantStatus: metav1.ConditionFalse, wantReason: partnersv1.ReasonLinksNotReady, wantHeldBy: "portal"},
-		{name: "held by a LoginLink of another namespace",
+		{name: "a LoginLink of another namespace never holds the account's users",
 			portal: func(ll *partnersv1.LoginLink) {
 				ll.Namespace = "elsewhere"
 				byID(unitAccount, strings.ToUpper(unitEmail))(ll)
 				withStatus(true, partnersv1.ReasonLinkValid)(ll)
 			},
-			wantStatus: metav1.ConditionFalse, wantReason: partnersv1.ReasonLinksNotReady, wantHeldBy: ""},
+			wantStatus: metav1.ConditionTrue, wantReason: partnersv1.ReasonAccountReady, wantHeldBy: "john-holder"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -32,6 +32,7 @@ import (
 
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
 	"github.com/fifteenth/fifteenth-operator/internal/election"
+	"github.com/fifteenth/fifteenth-operator/internal/partnerconfig"
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
 	apifake "github.com/fifteenth/fifteenth-operator/internal/fifteenth/fake"
 )
@@ -103,7 +104,9 @@ func newUnitEnv(t *testing.T) *unitEnv {
 	e.elector = &election.Elector{Client: e.c, Cache: e.c, Reader: e.c, Namespace: unitNS,
 		InFlight: 35 * time.Second, Clock: e.clock,
 		Labels: map[string]string{partnersv1.LabelManagedBy: partnersv1.ManagedByValue}}
-	d := deps{APIReader: e.c, API: e.api, Endpoint: unitEndpoint, Elector: e.elector, Recorder: e.rec,
+	configs := &partnerconfig.Resolver{Client: e.c, SecretReader: e.c,
+		Default: partnerconfig.NewDefault(e.api, unitEndpoint, "", unitNS)}
+	d := deps{APIReader: e.c, Configs: configs, Elector: e.elector, Recorder: e.rec,
 		Clock: e.clock, AccountSyncPeriod: time.Hour}
 	e.links = &LoginLinkReconciler{Client: e.c, deps: d}
 	e.accounts = &PartnerAccountReconciler{Client: e.c, deps: d}

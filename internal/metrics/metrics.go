@@ -41,23 +41,23 @@ var (
 	APIRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "fifteenth_api_requests_total",
 		Help: "Requests to the Fifteenth API by route and status code (0 when no answer arrived).",
-	}, []string{"route", "code"})
+	}, []string{"config", "route", "code"})
 	// APIRequestDuration observes how long calls take.
 	APIRequestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "fifteenth_api_request_duration_seconds",
 		Help:    "Duration of requests to the Fifteenth API by route.",
 		Buckets: prometheus.DefBuckets,
-	}, []string{"route"})
+	}, []string{"config", "route"})
 	// RateLimitWait sums the time calls were held back by rate limits.
 	RateLimitWait = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "fifteenth_rate_limit_wait_seconds_total",
 		Help: "Seconds calls were held back by a rate limit (client-side or a 429), by scope.",
-	}, []string{"scope"})
+	}, []string{"config", "scope"})
 	// RateLimited counts calls held back by rate limits.
 	RateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "fifteenth_rate_limited_total",
 		Help: "Calls held back by a rate limit (client-side or a 429), by scope.",
-	}, []string{"scope"})
+	}, []string{"config", "scope"})
 )
 
 func init() {
@@ -65,18 +65,38 @@ func init() {
 		APIRequests, APIRequestDuration, RateLimitWait, RateLimited)
 }
 
-// ObserveRequest records one API exchange; it fits fifteenth.Options.ObserveRequest.
-func ObserveRequest(route string, code int, d time.Duration) {
-	APIRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
-	APIRequestDuration.WithLabelValues(route).Observe(d.Seconds())
+// DefaultConfig is the config label of the flag-built default config's calls.
+const DefaultConfig = "default"
+
+// RequestObserver records the API exchanges of one partner config (its name, e.g.
+// "ClusterPartnerConfig/default" or "PartnerConfig/team-a/key"); it fits
+// fifteenth.Options.ObserveRequest.
+func RequestObserver(config string) func(route string, code int, d time.Duration) {
+	return func(route string, code int, d time.Duration) {
+		APIRequests.WithLabelValues(config, route, strconv.Itoa(code)).Inc()
+		APIRequestDuration.WithLabelValues(config, route).Observe(d.Seconds())
+	}
 }
 
-// ObserveRateLimited records a call held back; it fits fifteenth.Options.ObserveRateLimited.
-func ObserveRateLimited(scope string, wait time.Duration) {
-	RateLimited.WithLabelValues(scope).Inc()
-	if wait > 0 {
-		RateLimitWait.WithLabelValues(scope).Add(wait.Seconds())
+// RateLimitObserver records the calls of one partner config held back by a rate limit; it
+// fits fifteenth.Options.ObserveRateLimited.
+func RateLimitObserver(config string) func(scope string, wait time.Duration) {
+	return func(scope string, wait time.Duration) {
+		RateLimited.WithLabelValues(config, scope).Inc()
+		if wait > 0 {
+			RateLimitWait.WithLabelValues(config, scope).Add(wait.Seconds())
+		}
 	}
+}
+
+// ObserveRequest records one API exchange of the default config.
+func ObserveRequest(route string, code int, d time.Duration) {
+	RequestObserver(DefaultConfig)(route, code, d)
+}
+
+// ObserveRateLimited records a call of the default config held back by a rate limit.
+func ObserveRateLimited(scope string, wait time.Duration) {
+	RateLimitObserver(DefaultConfig)(scope, wait)
 }
 
 // SetLoginLink records a LoginLink's state; zero times are not exported.

@@ -11,18 +11,18 @@ func TestObservers(t *testing.T) {
 	ObserveRequest("generate_login_link", 429, 20*time.Millisecond)
 	ObserveRequest("generate_login_link", 429, 20*time.Millisecond)
 	ObserveRequest("create_account", 0, time.Second)
-	if got := testutil.ToFloat64(APIRequests.WithLabelValues("generate_login_link", "429")); got != 2 {
+	if got := testutil.ToFloat64(APIRequests.WithLabelValues(DefaultConfig, "generate_login_link", "429")); got != 2 {
 		t.Fatalf("requests{generate_login_link,429} = %v, want 2", got)
 	}
-	if got := testutil.ToFloat64(APIRequests.WithLabelValues("create_account", "0")); got != 1 {
+	if got := testutil.ToFloat64(APIRequests.WithLabelValues(DefaultConfig, "create_account", "0")); got != 1 {
 		t.Fatalf("requests{create_account,0} = %v, want 1", got)
 	}
 	ObserveRateLimited("login-link", 90*time.Second)
 	ObserveRateLimited("login-link", -time.Second) // a reset already passed adds no wait
-	if got := testutil.ToFloat64(RateLimitWait.WithLabelValues("login-link")); got != 90 {
+	if got := testutil.ToFloat64(RateLimitWait.WithLabelValues(DefaultConfig, "login-link")); got != 90 {
 		t.Fatalf("wait = %v, want 90", got)
 	}
-	if got := testutil.ToFloat64(RateLimited.WithLabelValues("login-link")); got != 2 {
+	if got := testutil.ToFloat64(RateLimited.WithLabelValues(DefaultConfig, "login-link")); got != 2 {
 		t.Fatalf("rate limited = %v, want 2", got)
 	}
 

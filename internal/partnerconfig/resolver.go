@@ -46,6 +46,9 @@ type Resolver struct {
 	// ObserveRequest, ObserveRateLimited, UserAgent, Now). BaseURL, Key, the rates and the
 	// limiters are the config's.
 	ClientOptions fifteenth.Options
+	// Observers, when set, give each config's clients their own observers (metrics labelled
+	// with the config's name); ClientOptions' observers apply otherwise.
+	Observers func(config string) (func(route string, code int, d time.Duration), func(scope string, wait time.Duration))
 	// Now is the clock of the Secret TTL (default time.Now).
 	Now func() time.Time
 
@@ -254,6 +257,9 @@ func (r *Resolver) finish(ctx context.Context, cfg *Config, limits partnersv1.Pa
 		return cfg, nil
 	}
 	o := r.ClientOptions
+	if r.Observers != nil {
+		o.ObserveRequest, o.ObserveRateLimited = r.Observers(cfg.Ref.String())
+	}
 	o.BaseURL, o.Key = cfg.Endpoint, fifteenth.StaticKey(apiKey)
 	o.AccountCreateRate, o.LoginLinkRate = createRate, linkRate
 	o.AccountCreateLimiter = r.Limiters.Creations(cfg.Fingerprint, createRate)

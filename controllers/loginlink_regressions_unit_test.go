@@ -1,7 +1,7 @@
 package controllers
 
-// Tests of bugs found by the unit harness. They fail until the non-test code is fixed; each
-// names the code at fault.
+// Regression tests of bugs the unit harness found in the election's first version (each
+// failed before its fix; each comment names the code that was at fault and the fix).
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
 )
 
-// BUG (hot loop): a failed generation wakes its own LoginLink through the watch events of its
+// Was a bug (hot loop): a failed generation wakes its own LoginLink through the watch events of its
 // own writes, bypassing the workqueue's backoff. Every generation attempt writes the user's
 // Lease twice (Elector.Begin takes it, Elector.Finish ends the flight) and, for a LoginLink
 // that has a Secret, writes the Secret twice (callAndStore sets the generating-since marker,
@@ -24,7 +24,7 @@ import (
 // again at once: with a persistent 500 the API is called in a tight loop (against envtest and
 // the simulator: 179 calls in 3 s instead of 2-3), and after a 429 the passes (blocked by the
 // client's limiter) rewrite the Lease and the Secret in a tight loop until the reset.
-func TestUnitBugOwnWritesOfAFailedGenerationRequeueIt(t *testing.T) {
+func TestUnitRegressionOwnWritesOfAFailedGenerationRequeueIt(t *testing.T) {
 	tests := []struct {
 		name string
 		// secret seeds a due link in a Secret (a renewal) instead of no Secret (a first link).
@@ -59,14 +59,14 @@ func TestUnitBugOwnWritesOfAFailedGenerationRequeueIt(t *testing.T) {
 	}
 }
 
-// BUG (terminal failure called again): a LoginLink {accountID} without userEmail whose account
+// Was a bug (terminal failure called again): a LoginLink {accountID} without userEmail whose account
 // the API does not know (Retrieve Account: 404 ACCOUNT_NOT_FOUND) ends Ready=False
 // AccountNotFound, a terminal reason, yet every later pass of the same generation (any
 // wake-up: a resync, a competitor, an annotation) calls Retrieve Account again. In
 // loginlink_controller.go reconcileTarget runs primaryHolder (GetAccount) before
 // reconcileHolds/terminalHold, and status.userEmail stays empty after the 404, so the
 // remembered-email shortcut of primaryHolder never applies.
-func TestUnitBugPrimaryHolderNotFoundIsCalledOnEveryPass(t *testing.T) {
+func TestUnitRegressionPrimaryHolderNotFoundIsCalledOnEveryPass(t *testing.T) {
 	e := newUnitEnv(t)
 	e.create(newLink("gone", unitT0, byID(unitAccount, "")))
 	e.api.GetAccountFunc = func(context.Context, fifteenth.AccountID) (*fifteenth.Account, error) {
@@ -82,13 +82,13 @@ func TestUnitBugPrimaryHolderNotFoundIsCalledOnEveryPass(t *testing.T) {
 	e.wantCalls(0, 1, 0)
 }
 
-// BUG (held-by names the wrong LoginLink): retireStaleLink (loginlink_election.go) writes the
+// Was a bug (held-by names the wrong LoginLink): retireStaleLink (loginlink_election.go) writes the
 // Lease's last taker (live.Holder) into the Secret's held-by annotation. After an ineligible
 // newcomer took the Lease for a call that failed (400, NoEffect), the last taker is that
 // newcomer, not the LoginLink that holds the user and whose generation invalidated the link.
 // The annotation then contradicts the condition (Superseded: "LoginLink b holds ...") and the
 // API documentation of partners.fifteenth.com/held-by.
-func TestUnitBugHeldByNamesTheLeasesLastTaker(t *testing.T) {
+func TestUnitRegressionHeldByNamesTheLeasesLastTaker(t *testing.T) {
 	e := newUnitEnv(t)
 	a := newLink("a", unitT0.Add(-3*time.Hour), byID(unitAccount, unitEmail), withStatus(true, partnersv1.ReasonLinkValid))
 	b := newLink("b", unitT0.Add(-2*time.Hour), byID(unitAccount, unitEmail))
