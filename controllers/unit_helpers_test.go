@@ -32,9 +32,9 @@ import (
 
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
 	"github.com/fifteenth/fifteenth-operator/internal/election"
-	"github.com/fifteenth/fifteenth-operator/internal/partnerconfig"
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
 	apifake "github.com/fifteenth/fifteenth-operator/internal/fifteenth/fake"
+	"github.com/fifteenth/fifteenth-operator/internal/partnerconfig"
 )
 
 const (
