@@ -16,6 +16,9 @@ import (
 const (
 	// indexAccountID holds a LoginLink's spec.accountID.
 	indexAccountID = "partners.fifteenth.com/account-id"
+	// indexStatusAccount holds the account a LoginLink last acted on (status.accountID): only
+	// to wake it (e.g. to remove a link another generation invalidated), never to elect.
+	indexStatusAccount = "partners.fifteenth.com/status-account-id"
 	// indexAccountRef holds the name of the PartnerAccount a LoginLink references.
 	indexAccountRef = "partners.fifteenth.com/account-ref"
 	// indexClaimedAccount holds a PartnerAccount's status.accountID: who claims an account.
@@ -45,6 +48,14 @@ func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	if err := idx.IndexField(ctx, &partnersv1.LoginLink{}, indexAccountID, func(o client.Object) []string {
 		if id := o.(*partnersv1.LoginLink).Spec.AccountID; id != nil {
 			return []string{idString(*id)}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &partnersv1.LoginLink{}, indexStatusAccount, func(o client.Object) []string {
+		if id := o.(*partnersv1.LoginLink).Status.AccountID; id != 0 {
+			return []string{idString(id)}
 		}
 		return nil
 	}); err != nil {

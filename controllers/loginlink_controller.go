@@ -178,7 +178,9 @@ func (r *LoginLinkReconciler) reconcileTarget(ctx context.Context, s *linkScope)
 		}
 		if pa.Status.AccountID == 0 || !pa.DeletionTimestamp.IsZero() {
 			r.setReady(ll, false, partnersv1.ReasonAccountNotReady, fmt.Sprintf("PartnerAccount %q has no Fifteenth account", ref.Name))
-			return ctrl.Result{}, true, nil
+			// A PartnerAccount that lost its claim: the link its LoginLink kept for the account
+			// is removed once another generation invalidated it.
+			return ctrl.Result{}, true, r.retireFormerLink(ctx, s, pa)
 		}
 		cfg, res, ok, err := r.configFor(ctx, ll.Namespace, pa.Spec.PartnerConfigRef, func(reason, msg string) { r.setReady(ll, false, reason, msg) })
 		if !ok {
@@ -237,6 +239,28 @@ func (r *LoginLinkReconciler) reconcileTarget(ctx context.Context, s *linkScope)
 	s.me = candidateOf(ll, true)
 	s.params = paramsFor(&ll.Spec, t.accountID)
 	return ctrl.Result{}, false, nil
+}
+
+// retireFormerLink removes from the Secret a link kept for the account the LoginLink's
+// PartnerAccount no longer has (status.accountID and userEmail say which), once invalid.
+func (r *LoginLinkReconciler) retireFormerLink(ctx context.Context, s *linkScope, pa *partnersv1.PartnerAccount) error {
+	ll := s.ll
+	if ll.Status.AccountID == 0 || ll.Status.UserEmail == "" {
+		return nil
+	}
+	endpoint := r.endpointOf(ctx, ll.Namespace, pa.Spec.PartnerConfigRef)
+	if endpoint == "" {
+		return nil
+	}
+	s.key = election.NewKey(endpoint, ll.Status.AccountID, ll.Status.UserEmail)
+	var err error
+	if s.secret, err = r.secret(ctx, r.Client, ll.Namespace, s.secretName); err != nil || s.secret == nil {
+		return err
+	}
+	if s.record, err = r.Elector.Cached(ctx, s.key); err != nil {
+		return err
+	}
+	return r.retireStaleLink(ctx, s)
 }
 
 // primaryHolder returns the primary holder's email of an account: from status when this
@@ -308,7 +332,7 @@ func (r *LoginLinkReconciler) reconcileHolds(ctx context.Context, s *linkScope) 
 		return ctrl.Result{}, true, r.retireStaleLink(ctx, s)
 	}
 	in := r.input(s)
-	if in.Policy == partnersv1.RenewalPolicyDisabled && in.State == secretOK && !in.Now.Before(in.Link.ExpiresAt) {
+	if decideLink(in).Action == actionExpired {
 		r.observeLink(s.ll, in.Link, linkDecision{})
 		r.setReady(s.ll, false, partnersv1.ReasonExpired,
 			fmt.Sprintf("the link expired at %s and renewal is disabled", in.Link.ExpiresAt.UTC().Format(time.RFC3339)))
@@ -398,7 +422,14 @@ func (r *LoginLinkReconciler) terminalHold(ll *partnersv1.LoginLink) bool {
 	if c == nil || c.Status != metav1.ConditionFalse || !terminalReasons[c.Reason] || c.ObservedGeneration != ll.Generation {
 		return false
 	}
-	return !renewRequestedAfter(ll, ll.Status.LastFailureTime)
+	return !newRenewRequest(ll)
+}
+
+// newRenewRequest reports whether the renew-requested-at annotation is one that no failed
+// attempt acted on yet: each new value causes one attempt.
+func newRenewRequest(ll *partnersv1.LoginLink) bool {
+	v := ll.Annotations[partnersv1.AnnotationRenewRequestedAt]
+	return v != "" && v != ll.Status.RenewRequestHandled
 }
 
 // renewRequestedAfter reports whether the renew-requested-at annotation is later than t.

@@ -66,9 +66,6 @@ func decideLink(in linkInput) linkDecision {
 	if in.Link.SpecHash != in.SpecHash {
 		return generate("the spec changed", false)
 	}
-	if !in.Current {
-		return generate("a later generation for the same user invalidated its link", false)
-	}
 	if in.RenewRequest != "" && in.RenewRequest != in.Link.RenewRequest {
 		if at, err := time.Parse(time.RFC3339Nano, in.RenewRequest); err == nil && at.After(in.Link.GeneratedAt) {
 			return generate("a renewal was requested", true)
@@ -76,10 +73,16 @@ func decideLink(in linkInput) linkDecision {
 	}
 	d := linkDecision{ExpiresAt: in.Link.ExpiresAt}
 	expired := !in.Now.Before(in.Link.ExpiresAt)
+	if in.Policy == partnersv1.RenewalPolicyDisabled && expired {
+		// Expired and not to be renewed: whether another generation invalidated it too changes
+		// nothing.
+		d.Action = actionExpired
+		return d
+	}
+	if !in.Current {
+		return generate("a later generation for the same user invalidated its link", false)
+	}
 	if in.Policy == partnersv1.RenewalPolicyDisabled {
-		if expired {
-			d.Action = actionExpired
-		}
 		return d
 	}
 	d.RenewAt, d.RenewBefore = renewal.Time(in.Link.GeneratedAt, in.Link.ExpiresAt, in.RenewBefore, in.Jitter)

@@ -77,9 +77,11 @@ func (r *LoginLinkReconciler) retireStaleLink(ctx context.Context, s *linkScope)
 	if s.record.Current(s.ll.UID, stamp(link.GeneratedAt)) {
 		return nil
 	}
-	// The cache may be behind our own last generation: confirm with a live read.
+	// The cache may be behind our own last generation: confirm with a live read. While
+	// another generation is in flight its outcome is not known yet: a newcomer that fails
+	// must not cost a working link (its Finish wakes this LoginLink).
 	live, err := r.Elector.Live(ctx, s.key)
-	if err != nil || live.Current(s.ll.UID, stamp(link.GeneratedAt)) {
+	if err != nil || live.Current(s.ll.UID, stamp(link.GeneratedAt)) || !live.InFlightUntil(r.now()).IsZero() {
 		return err
 	}
 	// The LoginLink that holds the user now: the election's, else the Lease's holder when its
@@ -131,9 +133,11 @@ func eligible(ll *partnersv1.LoginLink) bool {
 	}
 	switch {
 	case terminalReasons[c.Reason]:
-		return renewRequestedAfter(ll, ll.Status.LastFailureTime)
-	case c.Reason == partnersv1.ReasonSecretConflict, c.Reason == partnersv1.ReasonExpired,
-		c.Reason == partnersv1.ReasonAccountNotPermitted:
+		return newRenewRequest(ll)
+	case c.Reason == partnersv1.ReasonExpired:
+		// An expired link with renewal disabled holds nobody, until a renewal is requested.
+		return renewRequestedAfter(ll, ll.Status.GeneratedAt)
+	case c.Reason == partnersv1.ReasonSecretConflict, c.Reason == partnersv1.ReasonAccountNotPermitted:
 		return false
 	}
 	return true
@@ -263,8 +267,9 @@ func (r *LoginLinkReconciler) candidates(ctx context.Context, me *partnersv1.Log
 	return cands, nil
 }
 
-// holderEligible reads the Lease's holder live: may it keep the user?
-func (r *LoginLinkReconciler) holderEligible(ctx context.Context, c election.Candidate) (bool, error) {
+// holderEligible reads the Lease's holder live: may it keep the user? It must still exist,
+// compete for the same user of the same account at the same API, and be eligible.
+func (r *LoginLinkReconciler) holderEligible(ctx context.Context, c election.Candidate, k election.Key) (bool, error) {
 	ns, name, _ := strings.Cut(c.ID, "/")
 	ll := &partnersv1.LoginLink{}
 	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, ll); err != nil {
@@ -273,10 +278,43 @@ func (r *LoginLinkReconciler) holderEligible(ctx context.Context, c election.Can
 		}
 		return false, fmt.Errorf("cannot read the LoginLink that holds the user: %w", err)
 	}
-	return ll.UID == c.UID && eligible(ll), nil
+	if ll.UID != c.UID || !eligible(ll) {
+		return false, nil
+	}
+	return r.competesFor(ctx, ll, k)
 }
 
-// accountRequests maps an account to reconcile requests for every LoginLink acting on it.
+// competesFor reports whether a LoginLink, as it is now, competes for key: its account (its
+// PartnerAccount's, which must claim it), its user and its config's API.
+func (r *LoginLinkReconciler) competesFor(ctx context.Context, ll *partnersv1.LoginLink, k election.Key) (bool, error) {
+	var id int64
+	user, ref := ll.Spec.UserEmail, ll.Spec.PartnerConfigRef
+	if acc := ll.Spec.AccountRef; acc != nil {
+		pa := &partnersv1.PartnerAccount{}
+		if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ll.Namespace, Name: acc.Name}, pa); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		if !pa.DeletionTimestamp.IsZero() {
+			return false, nil
+		}
+		id, ref = pa.Status.AccountID, pa.Spec.PartnerConfigRef
+		if user == "" {
+			user = pa.Spec.Email
+		}
+	} else if ll.Spec.AccountID != nil {
+		id = *ll.Spec.AccountID
+		if user == "" && ll.Status.AccountID == id {
+			user = ll.Status.UserEmail
+		}
+	}
+	if id != k.AccountID || !strings.EqualFold(user, k.User) {
+		return false, nil
+	}
+	return r.endpointOf(ctx, ll.Namespace, ref) == k.Endpoint, nil
+}
+
+// accountRequests maps an account to reconcile requests for every LoginLink acting on it, or
+// that acted on it last (status.accountID).
 func (r *LoginLinkReconciler) accountRequests(ctx context.Context, id int64) []reconcile.Request {
 	if id == 0 {
 		return nil
@@ -286,9 +324,17 @@ func (r *LoginLinkReconciler) accountRequests(ctx context.Context, id int64) []r
 		logf.FromContext(ctx).Error(err, "Could not find the LoginLinks of an account to wake them", "account", id)
 		return nil
 	}
-	reqs := make([]reconcile.Request, 0, len(links))
-	for i := range links {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&links[i])})
+	var former partnersv1.LoginLinkList
+	if err := r.List(ctx, &former, client.MatchingFields{indexStatusAccount: idString(id)}); err != nil {
+		logf.FromContext(ctx).Error(err, "Could not find the LoginLinks of an account to wake them", "account", id)
+	}
+	seen := map[types.UID]bool{}
+	reqs := make([]reconcile.Request, 0, len(links)+len(former.Items))
+	for _, ll := range append(links, former.Items...) {
+		if !seen[ll.UID] {
+			seen[ll.UID] = true
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ll)})
+		}
 	}
 	return reqs
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -47,6 +48,11 @@ func (r *LoginLinkReconciler) generate(ctx context.Context, s *linkScope, d link
 		// again with it rather than call on stale facts.
 		return ctrl.Result{RequeueAfter: minRequeue}, nil
 	}
+	// The Lease first, then the Secret: a link the Lease records is then in the Secret read.
+	var err error
+	if s.record, err = r.Elector.Live(ctx, s.key); err != nil {
+		return ctrl.Result{}, err
+	}
 	secret, err := r.secret(ctx, r.APIReader, ll.Namespace, s.secretName)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -56,9 +62,6 @@ func (r *LoginLinkReconciler) generate(ctx context.Context, s *linkScope, d link
 		return ctrl.Result{}, nil
 	}
 	s.secret = secret
-	if s.record, err = r.Elector.Live(ctx, s.key); err != nil {
-		return ctrl.Result{}, err
-	}
 	in := r.input(s)
 	if d = decideLink(in); d.Action != actionGenerate {
 		return r.ready(ctx, s, d), nil
@@ -67,11 +70,15 @@ func (r *LoginLinkReconciler) generate(ctx context.Context, s *linkScope, d link
 		return res, nil
 	}
 
-	took, err := r.Elector.Begin(ctx, s.key, s.me, r.holderEligible)
+	took, err := r.Elector.Begin(ctx, s.key, s.me, s.record, func(ctx context.Context, c election.Candidate) (bool, error) {
+		return r.holderEligible(ctx, c, s.key)
+	})
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	switch took.Verdict {
+	case election.Changed:
+		return ctrl.Result{RequeueAfter: minRequeue}, nil // decide again on the new facts
 	case election.Wait:
 		if in.State == secretOK && !in.Current {
 			r.setReady(ll, false, partnersv1.ReasonSuperseded, fmt.Sprintf(
@@ -252,6 +259,7 @@ func (r *LoginLinkReconciler) generationFailed(ctx context.Context, s *linkScope
 // failed records a failed call; a Warning Event goes out when the reason changed.
 func (r *LoginLinkReconciler) failed(ll *partnersv1.LoginLink, reason string, err error) {
 	ll.Status.LastFailureTime = statusTime(r.now())
+	ll.Status.RenewRequestHandled = ll.Annotations[partnersv1.AnnotationRenewRequestedAt]
 	if r.setReady(ll, false, reason, err.Error()) {
 		r.Recorder.Eventf(ll, nil, corev1.EventTypeWarning, EventGenerationFailed, "Generate", "%s: %s", reason, err.Error())
 	}
@@ -264,7 +272,7 @@ func (r *LoginLinkReconciler) suspendedHold(ctx context.Context, s *linkScope) (
 	ll, now := s.ll, r.now()
 	c := meta.FindStatusCondition(ll.Status.Conditions, partnersv1.ConditionReady)
 	if c == nil || c.Reason != partnersv1.ReasonAccountSuspended || ll.Status.LastFailureTime == nil ||
-		renewRequestedAfter(ll, ll.Status.LastFailureTime) {
+		newRenewRequest(ll) {
 		return false, ctrl.Result{}
 	}
 	last := ll.Status.LastFailureTime.Time
@@ -360,16 +368,16 @@ func (r *LoginLinkReconciler) ofLease(ctx context.Context, o client.Object) []re
 	if err != nil {
 		return nil
 	}
-	links, _, err := accountLinks(ctx, r.Client, &r.deps, "", id, nil)
-	if err != nil {
-		logf.FromContext(ctx).Error(err, "Could not find the LoginLinks of an account to wake them", "account", id)
-		return nil
-	}
 	holder := types.UID(o.GetAnnotations()[election.AnnotationHolderUID])
+	holderKey := types.NamespacedName{}
+	if l, ok := o.(*coordinationv1.Lease); ok && l.Spec.HolderIdentity != nil {
+		ns, name, _ := strings.Cut(*l.Spec.HolderIdentity, "/")
+		holderKey = types.NamespacedName{Namespace: ns, Name: name}
+	}
 	var reqs []reconcile.Request
-	for i := range links {
-		if links[i].UID != holder {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&links[i])})
+	for _, req := range r.accountRequests(ctx, id) {
+		if holder == "" || req.NamespacedName != holderKey {
+			reqs = append(reqs, req)
 		}
 	}
 	return reqs

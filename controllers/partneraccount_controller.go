@@ -322,7 +322,11 @@ func (r *PartnerAccountReconciler) apply(pa *partnersv1.PartnerAccount, v verdic
 // adopt takes over an existing account after checking that it is the client's and that no
 // other PartnerAccount manages it. dup is the 409 that led here, if any.
 func (r *PartnerAccountReconciler) adopt(ctx context.Context, pa *partnersv1.PartnerAccount, cfg *partnerconfig.Config, id int64, dup *fifteenth.Error) (ctrl.Result, bool, error) {
-	if claimed, err := r.claimedBy(ctx, pa, cfg.Endpoint, id); err != nil {
+	// Another namespace's claim always stands; in this namespace the older PartnerAccount keeps
+	// an account two adopt at once (the younger yields in its next pass).
+	if claimed, err := r.claimant(ctx, pa, cfg.Endpoint, id, func(o *partnersv1.PartnerAccount) bool {
+		return o.Namespace != pa.Namespace || olderThan(o, pa)
+	}); err != nil {
 		return ctrl.Result{}, true, err
 	} else if claimed != nil && claimed.Namespace != pa.Namespace {
 		// Another namespace's account: nothing is called; the claim watch wakes this one.
@@ -418,11 +422,6 @@ func (r *PartnerAccountReconciler) setAccount(pa *partnersv1.PartnerAccount, a *
 	if a.Spouse != nil {
 		pa.Status.Spouse = &partnersv1.SpouseStatus{ID: int64(a.Spouse.ID), Email: a.Spouse.Email, Status: a.Spouse.Status}
 	}
-}
-
-// claimedBy returns another PartnerAccount that claims the account at endpoint, if any.
-func (r *PartnerAccountReconciler) claimedBy(ctx context.Context, pa *partnersv1.PartnerAccount, endpoint string, id int64) (*partnersv1.PartnerAccount, error) {
-	return r.claimant(ctx, pa, endpoint, id, func(*partnersv1.PartnerAccount) bool { return true })
 }
 
 // claimedByOlder returns an older PartnerAccount claiming the same account: two that claimed

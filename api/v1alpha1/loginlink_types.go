@@ -143,6 +143,10 @@ type LoginLinkStatus struct {
 	// until the spec changes or a renewal is requested after it.
 	// +optional
 	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
+	// RenewRequestHandled is the renew-requested-at annotation that the last failed attempt
+	// acted on: a terminal failure is tried again once per new value of the annotation.
+	// +optional
+	RenewRequestHandled string `json:"renewRequestHandled,omitempty"`
 	// ObservedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`

@@ -23,8 +23,12 @@
 //
 // A LoginLink whose stored link is not the one the Lease records therefore knows, whatever its
 // cache shows and after any restart, that its link was invalidated: it generates again when it
-// holds the user, and removes the dead link from its Secret when it does not. Only generations
-// take the Lease: a pass that waits for its renewal time reads the Lease from the cache only.
+// holds the user, and removes the dead link from its Secret when it does not. Begin records the
+// generation as of unknown outcome before the call (a crash leaves it so: every earlier link
+// may be invalid); Finish records the result, or restores the previous record when the API
+// certainly did nothing. Begin also refuses when the Lease changed since the reads the
+// decision was made on. Only generations take the Lease: a pass that waits for its renewal
+// time reads the Lease from the cache only.
 package election
 
 import (
@@ -108,6 +112,8 @@ type Record struct {
 	// until InFlightSince + InFlightFor.
 	InFlightSince time.Time
 	InFlightFor   time.Duration
+	// ResourceVersion is the Lease's, to detect a change between a decision and Begin.
+	ResourceVersion string
 }
 
 // Current reports whether the link a LoginLink stores (its UID, and the generated-at its
@@ -143,6 +149,9 @@ const (
 	// CheckHolder: the Lease's holder is newer; generate only if, read live, it is gone or
 	// ineligible.
 	CheckHolder
+	// Changed: the Lease changed since the facts the decision to generate was made on: decide
+	// again.
+	Changed
 )
 
 // Decision is the outcome of Decide.

@@ -2,7 +2,6 @@ package election
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -32,10 +31,11 @@ const (
 	// AnnotationGeneratedBy and AnnotationGeneratedAt record the user's last generation.
 	AnnotationGeneratedBy = "partners.fifteenth.com/generated-by"
 	AnnotationGeneratedAt = "partners.fifteenth.com/generated-at"
+	// AnnotationPreviousGeneratedBy and AnnotationPreviousGeneratedAt keep the record a
+	// generation in flight replaced, restored when the API certainly did nothing.
+	AnnotationPreviousGeneratedBy = "partners.fifteenth.com/previous-generated-by"
+	AnnotationPreviousGeneratedAt = "partners.fifteenth.com/previous-generated-at"
 )
-
-// errLeaseContended is returned when the Lease kept changing under a Begin or a Finish.
-var errLeaseContended = errors.New("the user's Lease kept changing; trying again")
 
 // Elector reads and takes the users' Leases.
 type Elector struct {
@@ -83,52 +83,56 @@ type Result struct {
 	Holder  Candidate
 }
 
-// Begin takes the key's Lease for me before a generation, reading it live. holderEligible
-// tells, from a live read, whether the Lease's current holder (newer than me) may keep the
-// user; it is called only when that question arises.
-func (e *Elector) Begin(ctx context.Context, k Key, me Candidate,
+// Begin takes the key's Lease for me before a generation, reading it live. basis is the Lease
+// the decision was made on (nil: there was none): when it changed since, Begin answers
+// Changed. holderEligible tells, from a live read, whether the Lease's current holder (newer
+// than me) may keep the user; it is called only when that question arises.
+func (e *Elector) Begin(ctx context.Context, k Key, me Candidate, basis *Record,
 	holderEligible func(context.Context, Candidate) (bool, error)) (Result, error) {
-	for range 5 {
-		now := e.Clock.Now()
-		l := &coordinationv1.Lease{}
-		err := e.Reader.Get(ctx, types.NamespacedName{Namespace: e.Namespace, Name: k.LeaseName()}, l)
-		if apierrors.IsNotFound(err) {
-			l = e.newLease(k)
-			e.take(l, me, now)
-			if err := e.Client.Create(ctx, l); err != nil {
-				if apierrors.IsAlreadyExists(err) {
-					continue
-				}
-				return Result{}, fmt.Errorf("cannot create the Lease of user %s: %w", k, err)
-			}
-			return Result{Verdict: Proceed}, nil
+	now := e.Clock.Now()
+	l := &coordinationv1.Lease{}
+	err := e.Reader.Get(ctx, types.NamespacedName{Namespace: e.Namespace, Name: k.LeaseName()}, l)
+	if apierrors.IsNotFound(err) {
+		if basis != nil {
+			return Result{Verdict: Changed}, nil
 		}
-		if err != nil {
-			return Result{}, fmt.Errorf("cannot read the Lease of user %s: %w", k, err)
-		}
-		rec := recordOf(l)
-		switch d := Decide(rec, me, now); d.Verdict {
-		case Wait:
-			return Result{Verdict: Wait, Until: d.Until}, nil
-		case CheckHolder:
-			ok, err := holderEligible(ctx, rec.Holder)
-			if err != nil {
-				return Result{}, err
-			}
-			if ok {
-				return Result{Verdict: CheckHolder, Holder: rec.Holder}, nil
-			}
-		}
+		l = e.newLease(k)
 		e.take(l, me, now)
-		if err := e.Client.Update(ctx, l); err != nil {
-			if apierrors.IsConflict(err) {
-				continue
+		if err := e.Client.Create(ctx, l); err != nil {
+			if apierrors.IsAlreadyExists(err) {
+				return Result{Verdict: Changed}, nil // another took it first: decide again
 			}
-			return Result{}, fmt.Errorf("cannot take the Lease of user %s: %w", k, err)
+			return Result{}, fmt.Errorf("cannot create the Lease of user %s: %w", k, err)
 		}
 		return Result{Verdict: Proceed}, nil
 	}
-	return Result{}, errLeaseContended
+	if err != nil {
+		return Result{}, fmt.Errorf("cannot read the Lease of user %s: %w", k, err)
+	}
+	rec := recordOf(l)
+	if basis == nil || basis.ResourceVersion != rec.ResourceVersion {
+		return Result{Verdict: Changed}, nil
+	}
+	switch d := Decide(rec, me, now); d.Verdict {
+	case Wait:
+		return Result{Verdict: Wait, Until: d.Until}, nil
+	case CheckHolder:
+		ok, err := holderEligible(ctx, rec.Holder)
+		if err != nil {
+			return Result{}, err
+		}
+		if ok {
+			return Result{Verdict: CheckHolder, Holder: rec.Holder}, nil
+		}
+	}
+	e.take(l, me, now)
+	if err := e.Client.Update(ctx, l); err != nil {
+		if apierrors.IsConflict(err) {
+			return Result{Verdict: Changed}, nil // changed under us: decide again
+		}
+		return Result{}, fmt.Errorf("cannot take the Lease of user %s: %w", k, err)
+	}
+	return Result{Verdict: Proceed}, nil
 }
 
 // Finish records how me's generation ended and ends the in-flight mark. A Lease taken over
@@ -150,7 +154,12 @@ func (e *Elector) Finish(ctx context.Context, k Key, me Candidate, o Outcome, ge
 		case Unknown:
 			l.Annotations[AnnotationGeneratedBy] = string(me.UID)
 			l.Annotations[AnnotationGeneratedAt] = ""
+		case NoEffect:
+			l.Annotations[AnnotationGeneratedBy] = l.Annotations[AnnotationPreviousGeneratedBy]
+			l.Annotations[AnnotationGeneratedAt] = l.Annotations[AnnotationPreviousGeneratedAt]
 		}
+		delete(l.Annotations, AnnotationPreviousGeneratedBy)
+		delete(l.Annotations, AnnotationPreviousGeneratedAt)
 		return e.Client.Update(ctx, l)
 	})
 }
@@ -175,6 +184,11 @@ func (e *Elector) take(l *coordinationv1.Lease, me Candidate, now time.Time) {
 	l.Spec.HolderIdentity = ptr.To(me.ID)
 	l.Annotations[AnnotationHolderUID] = string(me.UID)
 	l.Annotations[AnnotationHolderCreated] = me.Created.UTC().Format(time.RFC3339Nano)
+	// Until Finish, the outcome is unknown: every earlier link of the user may be invalid.
+	l.Annotations[AnnotationPreviousGeneratedBy] = l.Annotations[AnnotationGeneratedBy]
+	l.Annotations[AnnotationPreviousGeneratedAt] = l.Annotations[AnnotationGeneratedAt]
+	l.Annotations[AnnotationGeneratedBy] = string(me.UID)
+	l.Annotations[AnnotationGeneratedAt] = ""
 	l.Spec.RenewTime = &metav1.MicroTime{Time: now}
 	secs := min(int64((e.InFlight+time.Second-1)/time.Second), math.MaxInt32)
 	l.Spec.LeaseDurationSeconds = ptr.To(int32(secs)) //nolint:gosec // bounded above
@@ -184,9 +198,10 @@ func (e *Elector) take(l *coordinationv1.Lease, me Candidate, now time.Time) {
 // recordOf reads a Lease.
 func recordOf(l *coordinationv1.Lease) *Record {
 	r := &Record{
-		Holder:      Candidate{ID: ptr.Deref(l.Spec.HolderIdentity, ""), UID: types.UID(l.Annotations[AnnotationHolderUID])},
-		GeneratedBy: types.UID(l.Annotations[AnnotationGeneratedBy]),
-		GeneratedAt: l.Annotations[AnnotationGeneratedAt],
+		Holder:          Candidate{ID: ptr.Deref(l.Spec.HolderIdentity, ""), UID: types.UID(l.Annotations[AnnotationHolderUID])},
+		GeneratedBy:     types.UID(l.Annotations[AnnotationGeneratedBy]),
+		GeneratedAt:     l.Annotations[AnnotationGeneratedAt],
+		ResourceVersion: l.ResourceVersion,
 	}
 	r.Holder.Created, _ = time.Parse(time.RFC3339Nano, l.Annotations[AnnotationHolderCreated])
 	if l.Spec.RenewTime != nil {

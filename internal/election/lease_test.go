@@ -42,13 +42,18 @@ func TestBeginIsExclusiveAcrossManagers(t *testing.T) {
 	for round := range 20 {
 		a, b := cand("ns/a", time.Hour, true), cand("ns/b", time.Hour, true)
 		a.UID, b.UID = a.UID+typesSuffix(round), b.UID+typesSuffix(round)
+		// Both decided on the same Lease (two managers' fresh reads before either Begin).
+		basis, err := elector(c, clk).Live(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
 		var wg sync.WaitGroup
 		results := make([]Result, 2)
 		for i, me := range []Candidate{a, b} {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				r, err := elector(c, clk).Begin(ctx, k, me, never)
+				r, err := elector(c, clk).Begin(ctx, k, me, basis, never)
 				if err != nil {
 					t.Errorf("round %d: %v", round, err)
 				}
@@ -60,8 +65,8 @@ func TestBeginIsExclusiveAcrossManagers(t *testing.T) {
 		for _, r := range results {
 			if r.Verdict == Proceed {
 				proceeded++
-			} else if r.Verdict != Wait {
-				t.Fatalf("round %d: verdict %v, want Proceed or Wait", round, r.Verdict)
+			} else if r.Verdict != Changed {
+				t.Fatalf("round %d: verdict %v, want Proceed or Changed (decide again)", round, r.Verdict)
 			}
 		}
 		if proceeded != 1 {
@@ -94,18 +99,34 @@ func TestBeginRespectsTheHolder(t *testing.T) {
 	e := elector(c, clk)
 	k := NewKey("https://api.fifteenth.com", 7, "a@example.com")
 	older, newer := cand("ns/older", time.Hour, true), cand("ns/newer", 0, true)
+	begin := func(me Candidate, holderEligible func(context.Context, Candidate) (bool, error)) Result {
+		t.Helper()
+		basis, err := e.Live(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := e.Begin(ctx, k, me, basis, holderEligible)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
 
-	if r, err := e.Begin(ctx, k, newer, never); err != nil || r.Verdict != Proceed {
-		t.Fatalf("first Begin: %+v %v", r, err)
+	if r := begin(newer, never); r.Verdict != Proceed {
+		t.Fatalf("first Begin: %+v", r)
 	}
 	if err := e.Finish(ctx, k, newer, Generated, "g1"); err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := e.Begin(ctx, k, older, always); r.Verdict != CheckHolder || r.Holder.UID != newer.UID {
+	if r := begin(older, always); r.Verdict != CheckHolder || r.Holder.UID != newer.UID {
 		t.Fatalf("an older LoginLink took the Lease from an eligible newer holder: %+v", r)
 	}
-	if r, _ := e.Begin(ctx, k, older, never); r.Verdict != Proceed {
+	if r := begin(older, never); r.Verdict != Proceed {
 		t.Fatalf("an older LoginLink could not take over from an ineligible holder: %+v", r)
+	}
+	// While a generation is in flight its outcome is unknown: no stored link is current.
+	if rec, _ := e.Live(ctx, k); rec.Current(newer.UID, "g1") {
+		t.Fatal("a link stayed current while a generation that may invalidate it is in flight")
 	}
 	if err := e.Finish(ctx, k, older, Unknown, ""); err != nil {
 		t.Fatal(err)
@@ -115,13 +136,13 @@ func TestBeginRespectsTheHolder(t *testing.T) {
 		t.Fatal("after a call of unknown outcome no stored link is current")
 	}
 	// A refused call (NoEffect) keeps the record as it was.
-	if r, _ := e.Begin(ctx, k, older, never); r.Verdict != Proceed {
+	if r := begin(older, never); r.Verdict != Proceed {
 		t.Fatalf("holder could not begin again: %+v", r)
 	}
 	if err := e.Finish(ctx, k, older, Generated, "g2"); err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := e.Begin(ctx, k, older, never); r.Verdict != Proceed {
+	if r := begin(older, never); r.Verdict != Proceed {
 		t.Fatalf("holder could not begin again: %+v", r)
 	}
 	if err := e.Finish(ctx, k, older, NoEffect, ""); err != nil {
@@ -130,12 +151,23 @@ func TestBeginRespectsTheHolder(t *testing.T) {
 	if rec, _ := e.Live(ctx, k); !rec.Current(older.UID, "g2") {
 		t.Fatal("a refused call made the stored link stale")
 	}
+	// A decision made on a Lease that changed since is refused: decide again.
+	stale, _ := e.Live(ctx, k)
+	if r := begin(older, never); r.Verdict != Proceed {
+		t.Fatal("holder could not begin")
+	}
+	if err := e.Finish(ctx, k, older, Generated, "g3"); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := e.Begin(ctx, k, older, stale, never); r.Verdict != Changed {
+		t.Fatalf("Begin on a stale decision: %+v, want Changed", r)
+	}
 	// A generation that outlived its fence is not recorded over a newer holder's.
-	if r, _ := e.Begin(ctx, k, older, never); r.Verdict != Proceed {
+	if r := begin(older, never); r.Verdict != Proceed {
 		t.Fatal("holder could not begin")
 	}
 	clk.SetTime(clk.Now().Add(time.Minute))
-	if r, _ := e.Begin(ctx, k, newer, never); r.Verdict != Proceed {
+	if r := begin(newer, never); r.Verdict != Proceed {
 		t.Fatalf("the newer LoginLink could not take over after the fence expired: %+v", r)
 	}
 	if err := e.Finish(ctx, k, older, Generated, "late"); err != nil {
