@@ -78,14 +78,15 @@ func secretNameOf(ll *partnersv1.LoginLink) string {
 	return ll.Name
 }
 
-// linkState asks the simulator for the state of the link a Secret holds ("" when it holds none).
-func (w *world) linkState(s *corev1.Secret) (sim.LinkState, error) {
+// linkState asks the simulator at base for the state of the link a Secret holds ("" when it
+// holds none).
+func linkState(base string, s *corev1.Secret) (sim.LinkState, error) {
 	link := string(s.Data[partnersv1.SecretKeyLoginLink])
 	var st sim.LinkState
 	if link == "" {
 		return st, nil
 	}
-	resp, err := http.Get(w.simURL + "/_sim/links/" + link[strings.LastIndex(link, "/")+1:])
+	resp, err := http.Get(base + "/_sim/links/" + link[strings.LastIndex(link, "/")+1:])
 	if err != nil {
 		return st, err
 	}
@@ -100,24 +101,48 @@ func (w *world) linkState(s *corev1.Secret) (sim.LinkState, error) {
 	return st, decodeJSON(resp, &st)
 }
 
-// checkLinks compares what the cluster says with what the simulator knows:
+// loginLinkConfig is the configKey of the config a LoginLink uses: its PartnerAccount's with
+// spec.accountRef, else its own.
+func loginLinkConfig(ll *partnersv1.LoginLink, pas map[string]*partnersv1.PartnerAccount) string {
+	if ll.Spec.AccountRef != nil {
+		if pa := pas[ll.Spec.AccountRef.Name]; pa != nil {
+			return configKey(pa.Spec.PartnerConfigRef)
+		}
+	}
+	return configKey(ll.Spec.PartnerConfigRef)
+}
+
+// checkLinks compares what the cluster says of the objects of sm's config (the LoginLinks that
+// use it, the Secrets of those LoginLinks) with what the simulator sm knows:
 //   - every Ready LoginLink's Secret holds a link the simulator reports valid;
 //   - every user with an active (not superseded) LoginLink has exactly one active LoginLink
 //     and exactly one valid link;
 //   - every managed Secret holds a valid link, or none when it names the LoginLink that holds
 //     its user now (the held-by annotation of a superseded LoginLink's Secret).
-func (w *world) checkLinks() (linkReport, error) {
+func (w *world) checkLinks(sm *simAPI) (linkReport, error) {
 	var r linkReport
 	var lls partnersv1.LoginLinkList
 	if err := k8s.List(ctx, &lls, client.InNamespace(w.ns)); err != nil {
 		return r, err
+	}
+	var paList partnersv1.PartnerAccountList
+	if err := k8s.List(ctx, &paList, client.InNamespace(w.ns)); err != nil {
+		return r, err
+	}
+	pas := map[string]*partnersv1.PartnerAccount{}
+	for i := range paList.Items {
+		pas[paList.Items[i].Name] = &paList.Items[i]
+	}
+	configOf := map[string]string{} // LoginLink -> configKey
+	for i := range lls.Items {
+		configOf[lls.Items[i].Name] = loginLinkConfig(&lls.Items[i], pas)
 	}
 	var secrets corev1.SecretList
 	if err := k8s.List(ctx, &secrets, client.InNamespace(w.ns), client.MatchingLabels{partnersv1.LabelManagedBy: partnersv1.ManagedByValue}); err != nil {
 		return r, err
 	}
 	var accounts []sim.Account
-	resp, err := http.Get(w.simURL + "/_sim/accounts")
+	resp, err := http.Get(sm.url + "/_sim/accounts")
 	if err != nil {
 		return r, err
 	}
@@ -140,6 +165,9 @@ func (w *world) checkLinks() (linkReport, error) {
 	active := map[string][]string{} // user -> active LoginLinks
 	for i := range lls.Items {
 		ll := &lls.Items[i]
+		if configOf[ll.Name] != configKey(sm.ref) {
+			continue
+		}
 		secret := byName[secretNameOf(ll)]
 		user := userKey(ll, secret)
 		if superseded(ll.Status.Conditions) {
@@ -154,7 +182,7 @@ func (w *world) checkLinks() (linkReport, error) {
 			r.problems = append(r.problems, fmt.Sprintf("Ready LoginLink %s: no managed Secret %s", ll.Name, secretNameOf(ll)))
 			continue
 		}
-		st, err := w.linkState(secret)
+		st, err := linkState(sm.url, secret)
 		switch {
 		case err != nil:
 			return r, err
@@ -190,6 +218,10 @@ func (w *world) checkLinks() (linkReport, error) {
 	}
 	for i := range secrets.Items {
 		s := &secrets.Items[i]
+		// A Secret is its LoginLink's config's; one of no (known) LoginLink the default's.
+		if configOf[ownerLoginLink(s)] != configKey(sm.ref) {
+			continue
+		}
 		r.secrets++
 		if _, hasLink := s.Data[partnersv1.SecretKeyLoginLink]; !hasLink {
 			if s.Annotations[partnersv1.AnnotationHeldBy] != "" {
@@ -199,7 +231,7 @@ func (w *world) checkLinks() (linkReport, error) {
 			}
 			continue
 		}
-		st, err := w.linkState(s)
+		st, err := linkState(sm.url, s)
 		if err != nil {
 			return r, err
 		}
@@ -208,6 +240,16 @@ func (w *world) checkLinks() (linkReport, error) {
 		}
 	}
 	return r, nil
+}
+
+// ownerLoginLink is the LoginLink controlling a Secret ("" when none).
+func ownerLoginLink(o metav1.Object) string {
+	for _, ref := range o.GetOwnerReferences() {
+		if ref.Controller != nil && *ref.Controller && ref.Kind == "LoginLink" {
+			return ref.Name
+		}
+	}
+	return ""
 }
 
 func decodeJSON(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
@@ -221,17 +263,17 @@ func ownerName(o metav1.Object) string {
 	return "no owner"
 }
 
-// requireLinks runs checkLinks until it finds no problem or for settle at most (a renewal in
-// flight may briefly show a Secret behind the simulator), logs the figures, and fails the
+// requireLinks runs checkLinks(s) until it finds no problem or for settle at most (a renewal
+// in flight may briefly show a Secret behind the simulator), logs the figures, and fails the
 // test on the problems of the last run.
-func (w *world) requireLinks(g Gomega, settle time.Duration) linkReport {
+func (w *world) requireLinks(s *simAPI, g Gomega, settle time.Duration) linkReport {
 	w.t.Helper()
 	deadline := time.Now().Add(settle)
 	for {
-		r, err := w.checkLinks()
+		r, err := w.checkLinks(s)
 		g.Expect(err).NotTo(HaveOccurred())
 		if len(r.problems) == 0 || time.Now().After(deadline) {
-			w.t.Logf("%s", r)
+			w.t.Logf("%s%s", w.label(s), r)
 			for _, p := range r.problems {
 				w.t.Logf("  %s", p)
 			}

@@ -2,8 +2,9 @@
 
 // Package faults proves the operator's promises under faults: crashes at random moments,
 // API failures, competing LoginLinks under both, a leader change, an API server restart,
-// suspension during renewal and a key rotation. Every scenario ends by checking the
-// invariants: exactly one Fifteenth account per PartnerAccount, every Ready LoginLink's
+// suspension during renewal, a key rotation, and two APIs at once (a second one behind a
+// ClusterPartnerConfig). Every scenario ends by checking the invariants, in the simulator of
+// each object's config: exactly one Fifteenth account per PartnerAccount, every Ready LoginLink's
 // Secret holding a valid link ("Ready links valid: N/N" in its log), exactly one valid link
 // per user with an active LoginLink, every managed Secret's link valid (or removed from a
 // superseded LoginLink's Secret), no token in any log line or Event.
@@ -169,7 +170,8 @@ func (p *proc) exited() bool {
 	}
 }
 
-// world is one scenario: a namespace, a simulator, and the managers started for it.
+// world is one scenario: a namespace, a simulator (and more behind ClusterPartnerConfigs, see
+// addClusterConfig), and the managers started for it.
 type world struct {
 	t       *testing.T
 	g       *WithT
@@ -178,6 +180,48 @@ type world struct {
 	keyFile string
 	args    []string
 	procs   []*proc
+	// sims are the simulators the world's objects reach: sims[0] the default one (simURL, the
+	// manager's flags), then one per addClusterConfig.
+	sims []*simAPI
+}
+
+// simAPI is one simulator and the config through which the world's objects reach it.
+type simAPI struct {
+	name string // in the logs
+	url  string
+	key  string // the key it accepts
+	// ref is the partnerConfigRef of the objects that reach it: nil for the default (the
+	// manager's flags).
+	ref *partnersv1.PartnerConfigReference
+	// preCreated counts the accounts preCreateIn created in it. For the default simulator,
+	// invariants and killAtRandomMoments take the count as an argument instead.
+	preCreated int
+}
+
+// configKey is the config an object names: "" for none (the default), else "Kind/name".
+func configKey(ref *partnersv1.PartnerConfigReference) string {
+	if ref == nil {
+		return ""
+	}
+	return ref.Kind + "/" + ref.Name
+}
+
+// simOf is the simulator serving a config (nil: none).
+func (w *world) simOf(config string) *simAPI {
+	for _, s := range w.sims {
+		if configKey(s.ref) == config {
+			return s
+		}
+	}
+	return nil
+}
+
+// label prefixes a figure with the simulator's name when the world has more than one.
+func (w *world) label(s *simAPI) string {
+	if len(w.sims) < 2 {
+		return ""
+	}
+	return s.name + " simulator: "
 }
 
 type worldOpts struct {
@@ -193,6 +237,7 @@ func newWorld(t *testing.T, name string, o worldOpts) *world {
 	srv := httptest.NewServer(sim.New(o.sim))
 	t.Cleanup(srv.Close)
 	w.simURL = srv.URL
+	w.sims = []*simAPI{{name: "default", url: srv.URL, key: "15th_faults_key_one"}}
 	w.keyFile = filepath.Join(t.TempDir(), "api-key")
 	w.setKey("15th_faults_key_one")
 	// The per-user election Leases live in the scenario's namespace.
@@ -232,7 +277,12 @@ func (w *world) startManager(extra ...string) *proc {
 }
 
 func (w *world) simDo(method, path, body string, out any) {
-	req, _ := http.NewRequest(method, w.simURL+path, strings.NewReader(body))
+	w.simDoAt(w.simURL, method, path, body, out)
+}
+
+// simDoAt calls the simulator at base.
+func (w *world) simDoAt(base, method, path, body string, out any) {
+	req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
 	resp, err := http.DefaultClient.Do(req)
 	w.g.Expect(err).NotTo(HaveOccurred())
 	defer func() { _ = resp.Body.Close() }()
@@ -242,9 +292,11 @@ func (w *world) simDo(method, path, body string, out any) {
 	}
 }
 
-func (w *world) stats() sim.Stats {
+func (w *world) stats() sim.Stats { return w.statsAt(w.simURL) }
+
+func (w *world) statsAt(base string) sim.Stats {
 	var s sim.Stats
-	w.simDo("GET", "/_sim/stats", "", &s)
+	w.simDoAt(base, "GET", "/_sim/stats", "", &s)
 	return s
 }
 
@@ -257,14 +309,21 @@ func sum(m map[string]int) int {
 }
 
 // calls counts the API requests by route pattern.
-func (w *world) calls() (creates, links, gets int) {
-	r := w.stats().Requests
+func (w *world) calls() (creates, links, gets int) { return w.callsAt(w.simURL) }
+
+// callsAt counts the API requests of the simulator at base by route pattern.
+func (w *world) callsAt(base string) (creates, links, gets int) {
+	r := w.statsAt(base).Requests
 	return sum(r["POST /v1beta/accounts"]), sum(r["POST /v1beta/accounts/{id}/login-link"]), sum(r["GET /v1beta/accounts/{id}"])
 }
 
 // preCreate creates n accounts directly in the simulator (for LoginLinks by accountID).
-func (w *world) preCreate(n int, prefix string) []int64 {
-	api, err := fifteenth.New(fifteenth.Options{BaseURL: w.simURL, Key: fifteenth.StaticKey("15th_faults_key_one"),
+func (w *world) preCreate(n int, prefix string) []int64 { return w.preCreateIn(w.sims[0], n, prefix) }
+
+// preCreateIn creates n accounts directly in the simulator s, with its key.
+func (w *world) preCreateIn(s *simAPI, n int, prefix string) []int64 {
+	s.preCreated += n
+	api, err := fifteenth.New(fifteenth.Options{BaseURL: s.url, Key: fifteenth.StaticKey(s.key),
 		AccountCreateRate: fifteenth.Rate{N: 1 << 30, Per: time.Minute}})
 	w.g.Expect(err).NotTo(HaveOccurred())
 	ids := make([]int64, n)
@@ -276,12 +335,15 @@ func (w *world) preCreate(n int, prefix string) []int64 {
 	return ids
 }
 
-func (w *world) applyAccounts(n int, prefix string) {
+func (w *world) applyAccounts(n int, prefix string, mutate ...func(*partnersv1.PartnerAccountSpec)) {
 	for i := range n {
 		pa := &partnersv1.PartnerAccount{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%d", prefix, i), Namespace: w.ns},
 			Spec: partnersv1.PartnerAccountSpec{Email: fmt.Sprintf("%s%d@faults.example", prefix, i), FirstName: "F", LastName: "A"}}
 		if i%2 == 0 {
 			pa.Spec.Spouse = &partnersv1.SpouseSpec{Email: fmt.Sprintf("%s%d-spouse@faults.example", prefix, i), FirstName: "S", LastName: "A"}
+		}
+		for _, m := range mutate {
+			m(&pa.Spec)
 		}
 		w.g.Expect(k8s.Create(ctx, pa)).To(Succeed())
 	}
@@ -308,7 +370,9 @@ func readyOf(conds []metav1.Condition) metav1.ConditionStatus {
 }
 
 // waitAllReady waits until every PartnerAccount of the world is Ready, and every LoginLink is
-// Ready or Superseded (a newer LoginLink holds its user).
+// Ready or Superseded by a Ready LoginLink of the same user (a LoginLink also reads Superseded
+// while a generation of a killed manager is still in flight for its user: that one is not
+// settled).
 func (w *world) waitAllReady() {
 	w.t.Helper()
 	w.waitAllReadyWith(w.g)
@@ -321,14 +385,25 @@ func (w *world) waitAllReadyWith(gm Gomega) bool {
 		var lls partnersv1.LoginLinkList
 		g.Expect(k8s.List(ctx, &pas, client.InNamespace(w.ns))).To(Succeed())
 		g.Expect(k8s.List(ctx, &lls, client.InNamespace(w.ns))).To(Succeed())
-		for _, pa := range pas.Items {
+		byName := map[string]*partnersv1.PartnerAccount{}
+		for i, pa := range pas.Items {
 			g.Expect(readyOf(pa.Status.Conditions)).To(Equal(metav1.ConditionTrue), "PartnerAccount %s: %v", pa.Name, pa.Status.Conditions)
+			byName[pa.Name] = &pas.Items[i]
 		}
-		for _, ll := range lls.Items {
+		// user is the config and user a LoginLink holds.
+		user := func(ll *partnersv1.LoginLink) string { return loginLinkConfig(ll, byName) + " " + userKey(ll, nil) }
+		held := map[string]bool{}
+		for i, ll := range lls.Items {
 			if superseded(ll.Status.Conditions) {
 				continue
 			}
 			g.Expect(readyOf(ll.Status.Conditions)).To(Equal(metav1.ConditionTrue), "LoginLink %s: %v", ll.Name, ll.Status.Conditions)
+			held[user(&lls.Items[i])] = true
+		}
+		for i, ll := range lls.Items {
+			if superseded(ll.Status.Conditions) {
+				g.Expect(held).To(HaveKey(user(&lls.Items[i])), "LoginLink %s is Superseded and no Ready LoginLink holds its user: %v", ll.Name, ll.Status.Conditions)
+			}
 		}
 	}).WithTimeout(3 * time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
 }
@@ -352,34 +427,60 @@ func (w *world) lostCreationLinks() int {
 }
 
 // invariants checks what every scenario must end with: exactly one account per
-// PartnerAccount; every Ready LoginLink's Secret holding a valid link, one valid link per user
-// with an active LoginLink, and every managed Secret's link valid (or removed, naming its
-// holder); no token in any log or Event. The readiness and link checks are soft: when
-// objects do not become Ready, the links are still compared and every finding reported.
+// PartnerAccount, in the simulator of its config and in no other; every Ready LoginLink's
+// Secret holding a link valid in the simulator of its config, one valid link per user with an
+// active LoginLink, and every managed Secret's link valid (or removed, naming its holder); no
+// token in any log or Event. preCreated counts the accounts created directly in the default
+// simulator (the others count theirs). The readiness and link checks are soft: when objects
+// do not become Ready, the links are still compared and every finding reported.
 func (w *world) invariants(preCreated int) {
 	w.t.Helper()
 	soft := NewGomegaWithT(softT{w.t})
 	allReady := w.waitAllReadyWith(soft)
 	var pas partnersv1.PartnerAccountList
 	w.g.Expect(k8s.List(ctx, &pas, client.InNamespace(w.ns))).To(Succeed())
-	var accounts []sim.Account
-	w.simDo("GET", "/_sim/accounts", "", &accounts)
-	byEmail := map[string]int{}
-	for _, a := range accounts {
-		byEmail[strings.ToLower(a.Email)]++
-	}
+	var lls partnersv1.LoginLinkList
+	w.g.Expect(k8s.List(ctx, &lls, client.InNamespace(w.ns))).To(Succeed())
 	for _, pa := range pas.Items {
-		w.g.Expect(byEmail[strings.ToLower(pa.Spec.Email)]).To(Equal(1), "accounts for PartnerAccount %s", pa.Name)
+		w.g.Expect(w.simOf(configKey(pa.Spec.PartnerConfigRef))).NotTo(BeNil(), "no simulator serves PartnerAccount %s's config", pa.Name)
 	}
-	w.g.Expect(accounts).To(HaveLen(len(pas.Items)+preCreated), "exactly one account per PartnerAccount")
+	for _, ll := range lls.Items {
+		w.g.Expect(w.simOf(configKey(ll.Spec.PartnerConfigRef))).NotTo(BeNil(), "no simulator serves LoginLink %s's config", ll.Name)
+	}
 
 	// A link is settled once everything is Ready; when not, there is no point in waiting.
 	settle := 30 * time.Second
 	if !allReady {
 		settle = 0
 	}
-	r := w.requireLinks(soft, settle)
-	w.g.Expect(r.secrets).NotTo(BeZero(), "managed Secrets")
+	for _, s := range w.sims {
+		pre := s.preCreated
+		if s == w.sims[0] {
+			pre = preCreated
+		}
+		var accounts []sim.Account
+		w.simDoAt(s.url, "GET", "/_sim/accounts", "", &accounts)
+		byEmail := map[string]int{}
+		for _, a := range accounts {
+			byEmail[strings.ToLower(a.Email)]++
+		}
+		mine := 0
+		for _, pa := range pas.Items {
+			want := 0
+			if configKey(pa.Spec.PartnerConfigRef) == configKey(s.ref) {
+				want = 1
+				mine++
+			}
+			w.g.Expect(byEmail[strings.ToLower(pa.Spec.Email)]).To(Equal(want), "%saccounts for PartnerAccount %s", w.label(s), pa.Name)
+		}
+		w.g.Expect(accounts).To(HaveLen(mine+pre), "%sexactly one account per PartnerAccount", w.label(s))
+
+		r := w.requireLinks(s, soft, settle)
+		w.g.Expect(r.secrets).NotTo(BeZero(), "%smanaged Secrets", w.label(s))
+		if !w.t.Failed() {
+			w.t.Logf("%sinvariants hold: %d PartnerAccounts, %d accounts, %d managed Secrets", w.label(s), mine, len(accounts), r.secrets)
+		}
+	}
 	for i, p := range w.procs {
 		w.g.Expect(p.logs.String()).NotTo(ContainSubstring("tk_"), "manager %d's log holds a token", i)
 	}
@@ -387,9 +488,6 @@ func (w *world) invariants(preCreated int) {
 	w.g.Expect(k8s.List(ctx, &evs, client.InNamespace(w.ns))).To(Succeed())
 	for _, e := range evs.Items {
 		w.g.Expect(e.Note).NotTo(ContainSubstring("tk_"))
-	}
-	if !w.t.Failed() {
-		w.t.Logf("invariants hold: %d PartnerAccounts, %d accounts, %d managed Secrets", len(pas.Items), len(accounts), r.secrets)
 	}
 }
 

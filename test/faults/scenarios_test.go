@@ -41,7 +41,7 @@ func TestCrashAtRandomMoments(t *testing.T) {
 
 // killAtRandomMoments SIGKILLs the newest manager times times, each at a random moment between
 // 50 ms and 1.5 s into its life, and starts a new one each time. preCreated accounts are left
-// out of the creations it logs.
+// out of the creations it logs (those of the default simulator; the others count theirs).
 func (w *world) killAtRandomMoments(rng *rand.Rand, times, preCreated int) {
 	for i := range times {
 		deadline := time.Now().Add(time.Duration(50+rng.IntN(1450)) * time.Millisecond)
@@ -49,8 +49,16 @@ func (w *world) killAtRandomMoments(rng *rand.Rand, times, preCreated int) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		w.procs[len(w.procs)-1].signal(syscall.SIGKILL)
-		creates, links, _ := w.calls()
-		w.t.Logf("kill %d: %d creations and %d link calls so far", i+1, creates-preCreated, links)
+		figures := make([]string, 0, len(w.sims))
+		for _, s := range w.sims {
+			pre := s.preCreated
+			if s == w.sims[0] {
+				pre = preCreated
+			}
+			creates, links, _ := w.callsAt(s.url)
+			figures = append(figures, fmt.Sprintf("%s%d creations and %d link calls", w.label(s), creates-pre, links))
+		}
+		w.t.Logf("kill %d: %s so far", i+1, strings.Join(figures, "; "))
 		w.startManager()
 	}
 }
