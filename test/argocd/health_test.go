@@ -89,7 +89,7 @@ func TestHealthChecks(t *testing.T) {
 	if err := yaml.Unmarshal(b, &cm); err != nil {
 		t.Fatal(err)
 	}
-	for _, kind := range []string{"PartnerAccount", "LoginLink"} {
+	for _, kind := range []string{"PartnerAccount", "LoginLink", "PartnerConfig", "ClusterPartnerConfig"} {
 		script := cm.Data["resource.customizations.health.partners.fifteenth.com_"+kind]
 		if script == "" {
 			t.Fatalf("no health check for %s", kind)
@@ -164,7 +164,7 @@ func TestEveryReasonHasAHealth(t *testing.T) {
 		if wantStatus == "Healthy" {
 			status = "True"
 		}
-		for _, kind := range []string{"PartnerAccount", "LoginLink"} {
+		for _, kind := range []string{"PartnerAccount", "LoginLink", "PartnerConfig", "ClusterPartnerConfig"} {
 			script := cm.Data["resource.customizations.health.partners.fifteenth.com_"+kind]
 			got, _ := health(t, script, object(kind, 1, ready(1, status, reason, "m")))
 			if got != wantStatus {
