@@ -93,7 +93,7 @@ func (s slowLeaseReads) RoundTrip(req *http.Request) (*http.Response, error) {
 // reads. One LoginLink, no competitor: exactly one generation is needed. The slow replica
 // decides on a Secret read taken before the fast one stored its link, then finds the Lease no
 // longer in flight and generates again, killing the link the fast one stored and reported.
-func TestBreakTwoManagersSlowLeaseReadGeneratesTwice(t *testing.T) {
+func TestReviewTwoManagersSlowLeaseReadGeneratesTwice(t *testing.T) {
 	h := newHarness(t, harnessOpts{sim: sim.Config{Faults: sim.Faults{Latency: sim.Duration(time.Second), LatencyRate: 1}}})
 	var n atomic.Int64
 	h.startSecondManager(func(rt http.RoundTripper) http.RoundTripper {
@@ -112,7 +112,7 @@ func TestBreakTwoManagersSlowLeaseReadGeneratesTwice(t *testing.T) {
 
 // Two replicas, no artificial delay: ten users, each with two LoginLinks created in the same
 // second. At most two generations per user, as with one manager, and the invariant holds.
-func TestBreakTwoManagersSameSecond(t *testing.T) {
+func TestReviewTwoManagersSameSecond(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	h.startSecondManager(nil)
 	const n = 10
@@ -138,7 +138,7 @@ func TestBreakTwoManagersSameSecond(t *testing.T) {
 
 // Two replicas renewing at 3600x: the holder's renewals are not doubled and the invariant
 // holds at the end.
-func TestBreakTwoManagersRenewals(t *testing.T) {
+func TestReviewTwoManagersRenewals(t *testing.T) {
 	h := newHarness(t, harnessOpts{sim: sim.Config{TimeScale: 3600}})
 	h.startSecondManager(nil)
 	id := h.createAccount("renew2@example.com")
@@ -160,7 +160,7 @@ func TestBreakTwoManagersRenewals(t *testing.T) {
 // A LoginLink whose link expired with renewal Disabled, then annotated renew-requested-at:
 // docs/operations.md says the annotation ends Expired ("change the spec or annotate
 // renew-requested-at"), and reference.md "renew once, now".
-func TestBreakExpiredThenRenewRequested(t *testing.T) {
+func TestReviewExpiredThenRenewRequested(t *testing.T) {
 	h := newHarness(t, harnessOpts{sim: sim.Config{TimeScale: 3600}})
 	id := h.createAccount("expired@example.com")
 	h.create(linkFor("d", id, oneHourLinks, func(s *partnersv1.LoginLinkSpec) {
@@ -178,7 +178,7 @@ func TestBreakExpiredThenRenewRequested(t *testing.T) {
 // The holder renews at 3600x while a newer LoginLink's spec flaps between a forbidden and a
 // permitted redirect URL. At every sample no Ready LoginLink holds an invalidated link (up to
 // the renewal window), and at the end the invariant holds.
-func TestBreakFlappingEligibility(t *testing.T) {
+func TestReviewFlappingEligibility(t *testing.T) {
 	h := newHarness(t, harnessOpts{sim: sim.Config{TimeScale: 3600}})
 	h.dumpOnFailure()
 	id := h.createAccount("flap@example.com")
@@ -210,7 +210,7 @@ func TestBreakFlappingEligibility(t *testing.T) {
 // An accountRef LoginLink (the PartnerAccount's holder) and a newer accountID LoginLink for the
 // same user in another case: the newer holds, the PartnerAccount is Ready and names it; after
 // it is deleted the PartnerAccount's holder takes over with a fresh link.
-func TestBreakAccountIDAndAccountRefCase(t *testing.T) {
+func TestReviewAccountIDAndAccountRefCase(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	h.create(account("acme", "Acme@Example.com"))
 	h.expectAccountReason("acme", metav1.ConditionTrue, partnersv1.ReasonCreated)
@@ -237,7 +237,7 @@ func TestBreakAccountIDAndAccountRefCase(t *testing.T) {
 
 // Steady state with competing LoginLinks and a PartnerAccount: few reconciles, no status
 // writes, also after an unrelated annotation change on a Superseded and on a Ready LoginLink.
-func TestBreakSteadyStateQuiet(t *testing.T) {
+func TestReviewSteadyStateQuiet(t *testing.T) {
 	h := newHarness(t, harnessOpts{syncPeriod: time.Hour})
 	h.create(account("fam", "fam@example.com", withSpouse("sp@example.com")))
 	h.expectHolds("fam-holder")
@@ -329,7 +329,7 @@ func (h *harness) deadLinks(g Gomega) []string {
 // account; the younger loses its claim after its holder may have generated. At the end the
 // older's holder holds a valid link, the invariant holds, and no Secret keeps an invalidated
 // link that looks valid.
-func TestBreakSimultaneousAdoptionLosesClaim(t *testing.T) {
+func TestReviewSimultaneousAdoptionLosesClaim(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	h.dumpOnFailure()
 	const n = 5
@@ -358,7 +358,7 @@ func TestBreakSimultaneousAdoptionLosesClaim(t *testing.T) {
 
 // A PartnerAccount deleted (with what the garbage collector would delete) and re-created with
 // the same name: the new one adopts the account after the 409 and its holder holds.
-func TestBreakPartnerAccountRecreated(t *testing.T) {
+func TestReviewPartnerAccountRecreated(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	h.create(account("re", "re@example.com", withSpouse("re-sp@example.com")))
 	h.expectAccountReason("re", metav1.ConditionTrue, partnersv1.ReasonCreated)
@@ -392,7 +392,7 @@ func TestBreakPartnerAccountRecreated(t *testing.T) {
 // A superseded LoginLink: its spec.secretName changes, it is annotated renew-requested-at, and
 // its retired Secret is edited back to the old (invalidated) link by hand. It calls nothing,
 // shows no dead link, and takes over with a fresh link when the holder goes.
-func TestBreakSupersededEdits(t *testing.T) {
+func TestReviewSupersededEdits(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	id := h.createAccount("sup@example.com")
 	h.create(linkFor("a", id))
@@ -434,7 +434,7 @@ func TestBreakSupersededEdits(t *testing.T) {
 
 // The holder's Secret deleted, then the user's Lease deleted by hand, then the holder deleted:
 // every step ends with one valid link held by a Ready LoginLink.
-func TestBreakLeaseAndSecretDeleted(t *testing.T) {
+func TestReviewLeaseAndSecretDeleted(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	id := h.createAccount("del@example.com")
 	h.create(linkFor("a", id))
@@ -494,7 +494,7 @@ func (h *harness) dumpOnFailure() {
 
 // The holder of a user is re-targeted to another account (spec.accountID edited): it no longer
 // competes for the user, so the older LoginLink of the user takes over with a fresh link.
-func TestBreakHolderRetargeted(t *testing.T) {
+func TestReviewHolderRetargeted(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	h.dumpOnFailure()
 	id := h.createAccount("retarget@example.com")
@@ -518,7 +518,7 @@ func TestBreakHolderRetargeted(t *testing.T) {
 // newer LoginLink for its holder, the simulator failing 10 % of calls before and 25 % after
 // their effect, the manager restarted three times; then the faults stop. The invariant holds
 // and no Secret keeps an invalidated link that looks valid.
-func TestBreakFaultsAndRestarts(t *testing.T) {
+func TestReviewFaultsAndRestarts(t *testing.T) {
 	h := newHarness(t, harnessOpts{sim: sim.Config{Seed: 7}})
 	h.dumpOnFailure()
 	h.simPost("/_sim/faults", `{"fail_rate": 0.1, "fail_after_commit_rate": 0.25}`)
@@ -553,7 +553,7 @@ func TestBreakFaultsAndRestarts(t *testing.T) {
 
 // The same with a spec change (the other remedy docs/operations.md names for Expired): a new
 // spec means a new link.
-func TestBreakExpiredThenSpecChanged(t *testing.T) {
+func TestReviewExpiredThenSpecChanged(t *testing.T) {
 	h := newHarness(t, harnessOpts{sim: sim.Config{TimeScale: 3600}})
 	id := h.createAccount("expired2@example.com")
 	h.create(linkFor("d", id, oneHourLinks, func(s *partnersv1.LoginLinkSpec) {
@@ -568,7 +568,7 @@ func TestBreakExpiredThenSpecChanged(t *testing.T) {
 
 // The holder renews at 3600x while a newer LoginLink of the same name is created and deleted
 // repeatedly (without waiting for it to settle). At the end the invariant holds.
-func TestBreakChurnDuringRenewals(t *testing.T) {
+func TestReviewChurnDuringRenewals(t *testing.T) {
 	h := newHarness(t, harnessOpts{sim: sim.Config{TimeScale: 3600}})
 	h.dumpOnFailure()
 	id := h.createAccount("churn@example.com")
@@ -594,7 +594,7 @@ func TestBreakChurnDuringRenewals(t *testing.T) {
 // it: the older one's link is invalidated), and the newer LoginLink is deleted before the
 // manager comes back. The user's Lease still records the older one's link as current, so the
 // older one takes over without generating: Ready with an invalidated link.
-func TestBreakKilledMidGenerationThenNewcomerDeleted(t *testing.T) {
+func TestReviewKilledMidGenerationThenNewcomerDeleted(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	h.dumpOnFailure()
 	id := h.createAccount("killed@example.com")
@@ -618,7 +618,7 @@ func TestBreakKilledMidGenerationThenNewcomerDeleted(t *testing.T) {
 // A newer LoginLink with a forbidden redirect URL, annotated renew-requested-at with a
 // sub-second time (date +%FT%T.%NZ): one more call, not a burst, and the older one keeps
 // holding with a valid link.
-func TestBreakTerminalRenewRequestSubSecond(t *testing.T) {
+func TestReviewTerminalRenewRequestSubSecond(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	id := h.createAccount("subsec@example.com")
 	h.create(linkFor("a", id))
@@ -644,7 +644,7 @@ func TestBreakTerminalRenewRequestSubSecond(t *testing.T) {
 
 // A LoginLink whose generations fail with 5xx backs off exponentially (base 1 s, cap 1 min):
 // over 4 s a handful of calls, not one per Lease write.
-func TestBreakBackoffOn5xx(t *testing.T) {
+func TestReviewBackoffOn5xx(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	id := h.createAccount("backoff@example.com")
 	h.simPost("/_sim/faults", `{"fail_rate": 1}`)
@@ -658,7 +658,7 @@ func TestBreakBackoffOn5xx(t *testing.T) {
 }
 
 // A LoginLink meeting a 429 (reset in 2 s) waits for the reset: one call before, one after.
-func TestBreakWaitOn429(t *testing.T) {
+func TestReviewWaitOn429(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	id := h.createAccount("wait429@example.com")
 	h.simPost("/_sim/faults", `{"rate_limit_next": 1}`)
