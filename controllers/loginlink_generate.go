@@ -246,6 +246,7 @@ func (r *LoginLinkReconciler) generationFailed(ctx context.Context, s *linkScope
 		return ctrl.Result{RequeueAfter: r.syncPeriod()}, nil
 	case isAPI && (apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden):
 		r.failed(ll, partnersv1.ReasonUnauthorized, err)
+		r.unauthorized(ctx, s.cfg)
 		return ctrl.Result{}, err // backoff: a rotated key fixes it
 	case fifteenth.IsTerminal(err):
 		r.failed(ll, partnersv1.ReasonInvalidRequest, err)

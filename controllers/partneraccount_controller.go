@@ -290,6 +290,9 @@ func (r *PartnerAccountReconciler) seed(ctx context.Context, ll *partnersv1.Logi
 // exists (perhaps created by an earlier attempt whose answer was lost): it is adopted.
 func (r *PartnerAccountReconciler) createFailed(ctx context.Context, pa *partnersv1.PartnerAccount, cfg *partnerconfig.Config, err error) (ctrl.Result, bool, error) {
 	v := decideCreateFailure(err)
+	if v.reason == partnersv1.ReasonUnauthorized {
+		r.unauthorized(ctx, cfg)
+	}
 	if v.adoptID != 0 {
 		pa.Status.ExistingAccountID = v.adoptID
 		apiErr, _ := fifteenth.AsError(err)

@@ -295,6 +295,13 @@ func TestSecurityPartnerConfigs(t *testing.T) {
 	setKey("15th_revoked")
 	renew(teamB, "client-b-holder")
 	h.g.Eventually(func() string { return linkReason(teamB, "client-b-holder") }).Should(Equal(partnersv1.ReasonUnauthorized))
+	// The config says so too (its fingerprint names the refused key, never the key).
+	h.g.Eventually(func() string {
+		c := &partnersv1.ClusterPartnerConfig{}
+		_ = k8s.Get(ctx, client.ObjectKey{Name: cpcName}, c)
+		_, r := readyOf(c.Status.Conditions)
+		return r
+	}).Should(Equal(partnersv1.ReasonUnauthorized))
 	renew(h.ns, "default-link")
 	h.expectLinkReason("default-link", metav1.ConditionTrue, partnersv1.ReasonRenewed)
 	setKey("15th_rotated")

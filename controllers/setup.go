@@ -11,6 +11,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
 	"github.com/fifteenth/fifteenth-operator/internal/election"
@@ -57,6 +58,19 @@ type deps struct {
 	// AccountSyncPeriod is how often an account is read to observe its status, and how long a
 	// suspended account waits before it is looked at again.
 	AccountSyncPeriod time.Duration
+	// configs writes the configs' status (Unauthorized once the API refused a key).
+	configStatus *PartnerConfigReconciler
+}
+
+// unauthorized records on the object's config that the API refused its key (logged when the
+// write fails: the object's own condition already says Unauthorized).
+func (d *deps) unauthorized(ctx context.Context, cfg *partnerconfig.Config) {
+	if d.configStatus == nil || cfg == nil {
+		return
+	}
+	if err := d.configStatus.MarkUnauthorized(ctx, cfg); err != nil {
+		logf.FromContext(ctx).Info("Could not mark the partner config Unauthorized", "config", cfg.Ref.String(), "error", err.Error())
+	}
 }
 
 // granted reports whether objects of namespace may adopt or link, with cfg, accounts no
@@ -132,6 +146,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		return err
 	}
 	d := newDeps(mgr, cfg)
+	pc := &PartnerConfigReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Resolver: d.Configs}
+	d.configStatus = pc
 	ll := &LoginLinkReconciler{Client: mgr.GetClient(), deps: d}
 	if err := ll.SetupWithManager(mgr, cfg.Controller); err != nil {
 		return err
@@ -140,6 +156,5 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	if err := pa.SetupWithManager(mgr, cfg.Controller); err != nil {
 		return err
 	}
-	pc := &PartnerConfigReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Resolver: d.Configs}
 	return pc.SetupWithManager(mgr, cfg.Controller)
 }
