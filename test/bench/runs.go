@@ -93,7 +93,7 @@ limits are lifted in this run (simulator and manager alike): it measures the ope
 		elapsed.Round(time.Millisecond), pct(times, 0.5).Round(time.Millisecond), pct(times, 0.99).Round(time.Millisecond),
 		creates, n, links, n, gets, n, tooMany, b.o.noise, rssBefore, rssAfter, rssPeak,
 		(rssPeak-rssBefore)*1024/float64(objects), recAfter-recBefore, (recAfter-recBefore)/elapsed.Seconds(),
-		lr.readyValid, lr.ready, lr.usersOK, lr.users)
+		lr.ReadyValid, lr.Ready, lr.UsersOK, lr.Users)
 	return nil
 }
 
@@ -146,7 +146,7 @@ than %d full windows after the first batch: the bound is %v.
 
 `, n, scale, window, scaled(limit, scale), int(math.Ceil(float64(n)/float64(limit.N)))-1, bound,
 		elapsed.Round(time.Millisecond), over, pct(times, 0.5).Round(time.Millisecond), pct(times, 0.99).Round(time.Millisecond),
-		creates, links, gets, tooMany, lr.readyValid, lr.ready, lr.usersOK, lr.users)
+		creates, links, gets, tooMany, lr.ReadyValid, lr.Ready, lr.UsersOK, lr.Users)
 	return nil
 }
 
@@ -248,7 +248,7 @@ func (b *bench) steadyRun() error {
 | users with an active LoginLink that have exactly one valid link | %d/%d |
 
 `, m, m, scale, hour, calls, renewals, calls-renewals, reconciles, llWrites, paWrites, perReconcile, tooMany,
-		lr.readyValid, lr.ready, lr.usersOK, lr.users)
+		lr.ReadyValid, lr.Ready, lr.UsersOK, lr.Users)
 	return nil
 }
 

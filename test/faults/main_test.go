@@ -391,17 +391,19 @@ func (w *world) waitAllReadyWith(gm Gomega) bool {
 			byName[pa.Name] = &pas.Items[i]
 		}
 		// user is the config and user a LoginLink holds.
-		user := func(ll *partnersv1.LoginLink) string { return loginLinkConfig(ll, byName) + " " + userKey(ll, nil) }
+		user := func(ll *partnersv1.LoginLink) string {
+			return loginLinkConfig(ll, byName) + " " + testenv.UserKey(ll, nil)
+		}
 		held := map[string]bool{}
 		for i, ll := range lls.Items {
-			if superseded(ll.Status.Conditions) {
+			if testenv.Superseded(ll.Status.Conditions) {
 				continue
 			}
 			g.Expect(readyOf(ll.Status.Conditions)).To(Equal(metav1.ConditionTrue), "LoginLink %s: %v", ll.Name, ll.Status.Conditions)
 			held[user(&lls.Items[i])] = true
 		}
 		for i, ll := range lls.Items {
-			if superseded(ll.Status.Conditions) {
+			if testenv.Superseded(ll.Status.Conditions) {
 				g.Expect(held).To(HaveKey(user(&lls.Items[i])), "LoginLink %s is Superseded and no Ready LoginLink holds its user: %v", ll.Name, ll.Status.Conditions)
 			}
 		}
@@ -476,9 +478,9 @@ func (w *world) invariants(preCreated int) {
 		w.g.Expect(accounts).To(HaveLen(mine+pre), "%sexactly one account per PartnerAccount", w.label(s))
 
 		r := w.requireLinks(s, soft, settle)
-		w.g.Expect(r.secrets).NotTo(BeZero(), "%smanaged Secrets", w.label(s))
+		w.g.Expect(r.Secrets).NotTo(BeZero(), "%smanaged Secrets", w.label(s))
 		if !w.t.Failed() {
-			w.t.Logf("%sinvariants hold: %d PartnerAccounts, %d accounts, %d managed Secrets", w.label(s), mine, len(accounts), r.secrets)
+			w.t.Logf("%sinvariants hold: %d PartnerAccounts, %d accounts, %d managed Secrets", w.label(s), mine, len(accounts), r.Secrets)
 		}
 	}
 	for i, p := range w.procs {
