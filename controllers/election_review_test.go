@@ -102,11 +102,12 @@ func TestReviewTwoManagersSlowLeaseReadGeneratesTwice(t *testing.T) {
 	id := h.createAccount("slow@example.com")
 	h.create(linkFor("a", id))
 	first := h.expectHolds("a")
-	// Give the slow replica time to finish its pass.
-	time.Sleep(5 * time.Second)
+	// While the slow replica finishes its pass: still one generation, the first link valid.
+	h.g.Consistently(func(g Gomega) {
+		g.Expect(h.linkCalls()["200"]).To(Equal(1), "generations for one LoginLink and one user")
+		g.Expect(h.linkState(first)).To(Equal(sim.StateValid), "the link a was first Ready with is still valid")
+	}).WithTimeout(5 * time.Second).WithPolling(250 * time.Millisecond).Should(Succeed())
 	t.Logf("slow Lease reads: %d; link calls: %v", n.Load(), h.linkCalls())
-	h.g.Expect(h.linkState(first)).To(Equal(sim.StateValid), "the link a was first Ready with is still valid")
-	h.g.Expect(h.linkCalls()["200"]).To(Equal(1), "generations for one LoginLink and one user")
 	h.assertInvariant()
 }
 
@@ -255,35 +256,14 @@ func TestReviewSteadyStateQuiet(t *testing.T) {
 	h.assertInvariant()
 	h.expectAccountReady("fam")
 
-	rvs := func(g Gomega) map[string]string {
-		out := map[string]string{}
-		var lls partnersv1.LoginLinkList
-		g.Expect(k8s.List(ctx, &lls, inNS(h.ns))).To(Succeed())
-		for _, ll := range lls.Items {
-			out["LoginLink/"+ll.Name] = ll.ResourceVersion
-		}
-		var pas partnersv1.PartnerAccountList
-		g.Expect(k8s.List(ctx, &pas, inNS(h.ns))).To(Succeed())
-		for _, pa := range pas.Items {
-			out["PartnerAccount/"+pa.Name] = pa.ResourceVersion
-		}
-		var ss corev1.SecretList
-		g.Expect(k8s.List(ctx, &ss, inNS(h.ns))).To(Succeed())
-		for _, s := range ss.Items {
-			out["Secret/"+s.Name] = s.ResourceVersion
-		}
-		return out
-	}
-	var snapshot map[string]string
-	h.g.Eventually(func(g Gomega) {
-		snapshot = rvs(g)
-		g.Consistently(rvs).WithTimeout(time.Second).WithPolling(100 * time.Millisecond).Should(Equal(snapshot))
-	}).Should(Succeed())
+	rvs := func(g Gomega) map[string]string { return h.resourceVersions(g, true) }
+	snapshot := h.settled(true)
 	baseLL, basePA := reconciles("loginlink"), reconciles("partneraccount")
-	time.Sleep(3 * time.Second)
+	h.g.Consistently(func(g Gomega) {
+		g.Expect(reconciles("loginlink") - baseLL).To(BeNumerically("<=", 3))
+		g.Expect(reconciles("partneraccount") - basePA).To(BeNumerically("<=", 3))
+	}).WithTimeout(3 * time.Second).Should(Succeed())
 	t.Logf("steady 3 s: loginlink reconciles %v, partneraccount %v", reconciles("loginlink")-baseLL, reconciles("partneraccount")-basePA)
-	h.g.Expect(reconciles("loginlink") - baseLL).To(BeNumerically("<=", 3))
-	h.g.Expect(reconciles("partneraccount") - basePA).To(BeNumerically("<=", 3))
 
 	for _, name := range []string{"fam-holder", "x", "z-old"} {
 		ll := h.loginLink(name)
@@ -632,11 +612,8 @@ func TestReviewTerminalRenewRequestSubSecond(t *testing.T) {
 			b.Annotations = map[string]string{partnersv1.AnnotationRenewRequestedAt: time.Now().UTC().Format(time.RFC3339Nano)}
 		})
 		h.g.Eventually(func() int { return h.linkCalls()["400"] }).Should(BeNumerically(">=", 2+i))
-		time.Sleep(1500 * time.Millisecond)
-		n1 := h.linkCalls()["400"]
-		time.Sleep(2 * time.Second)
-		t.Logf("400 calls after request %d: %d at +1.5 s, %d at +3.5 s", i+1, n1, h.linkCalls()["400"])
-		h.g.Expect(h.linkCalls()["400"]).To(Equal(2+i), "calls after renewal request %d", i+1)
+		h.g.Consistently(func() int { return h.linkCalls()["400"] }).WithTimeout(3500*time.Millisecond).
+			Should(Equal(2+i), "calls after renewal request %d", i+1)
 	}
 	h.expectHolds("a")
 	h.assertInvariant()

@@ -608,26 +608,8 @@ func TestResyncWritesNothing(t *testing.T) {
 	h.expectAccountReady("adopted")
 	h.assertInvariant()
 
-	rvs := func(g Gomega) map[string]string {
-		out := map[string]string{}
-		var lls partnersv1.LoginLinkList
-		g.Expect(k8s.List(ctx, &lls, inNS(h.ns))).To(Succeed())
-		for _, ll := range lls.Items {
-			out["LoginLink/"+ll.Name] = ll.ResourceVersion
-		}
-		var pas partnersv1.PartnerAccountList
-		g.Expect(k8s.List(ctx, &pas, inNS(h.ns))).To(Succeed())
-		for _, pa := range pas.Items {
-			out["PartnerAccount/"+pa.Name] = pa.ResourceVersion
-		}
-		return out
-	}
-	// Settled: nothing changes for a second.
-	var snapshot map[string]string
-	h.g.Eventually(func(g Gomega) {
-		snapshot = rvs(g)
-		g.Consistently(rvs).WithTimeout(time.Second).WithPolling(100 * time.Millisecond).Should(Equal(snapshot))
-	}).Should(Succeed())
+	rvs := func(g Gomega) map[string]string { return h.resourceVersions(g, false) }
+	snapshot := h.settled(false)
 	h.g.Expect(snapshot).To(HaveLen(len(holders) + 1 + 2))
 
 	h.stopManager()
@@ -639,4 +621,40 @@ func TestResyncWritesNothing(t *testing.T) {
 	for _, name := range holders {
 		h.expectHolds(name)
 	}
+}
+
+// resourceVersions maps "Kind/name" to resourceVersion for the namespace's LoginLinks and
+// PartnerAccounts, and its Secrets too when secrets is true.
+func (h *harness) resourceVersions(g Gomega, secrets bool) map[string]string {
+	out := map[string]string{}
+	var lls partnersv1.LoginLinkList
+	g.Expect(k8s.List(ctx, &lls, inNS(h.ns))).To(Succeed())
+	for _, ll := range lls.Items {
+		out["LoginLink/"+ll.Name] = ll.ResourceVersion
+	}
+	var pas partnersv1.PartnerAccountList
+	g.Expect(k8s.List(ctx, &pas, inNS(h.ns))).To(Succeed())
+	for _, pa := range pas.Items {
+		out["PartnerAccount/"+pa.Name] = pa.ResourceVersion
+	}
+	if secrets {
+		var ss corev1.SecretList
+		g.Expect(k8s.List(ctx, &ss, inNS(h.ns))).To(Succeed())
+		for _, s := range ss.Items {
+			out["Secret/"+s.Name] = s.ResourceVersion
+		}
+	}
+	return out
+}
+
+// settled waits until nothing in the namespace changes for a second and returns that state.
+func (h *harness) settled(secrets bool) map[string]string {
+	h.t.Helper()
+	var snapshot map[string]string
+	h.g.Eventually(func(g Gomega) {
+		snapshot = h.resourceVersions(g, secrets)
+		g.Consistently(func(g Gomega) map[string]string { return h.resourceVersions(g, secrets) }).
+			WithTimeout(time.Second).WithPolling(100 * time.Millisecond).Should(Equal(snapshot))
+	}).Should(Succeed())
+	return snapshot
 }
