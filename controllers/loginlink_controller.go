@@ -120,6 +120,18 @@ type linkScope struct {
 	record *election.Record
 	// heldBy is the LoginLink of this namespace that holds the user, when another does.
 	heldBy string
+	// in is the decision's input, read once from secret and record (decide), and decision
+	// what decideLink made of it.
+	in       linkInput
+	decision linkDecision
+}
+
+// decide reads the decision's input from the scope's Secret and Lease, once per reading of
+// them, and decides.
+func (r *LoginLinkReconciler) decide(s *linkScope) linkDecision {
+	s.in = r.input(s)
+	s.decision = decideLink(s.in)
+	return s.decision
 }
 
 // linkPhase is one step of a pass; done ends the pass with res and err.
@@ -331,11 +343,10 @@ func (r *LoginLinkReconciler) reconcileHolds(ctx context.Context, s *linkScope) 
 	if r.terminalHold(s.ll) {
 		return ctrl.Result{}, true, r.retireStaleLink(ctx, s)
 	}
-	in := r.input(s)
-	if decideLink(in).Action == actionExpired {
-		r.observeLink(s.ll, in.Link, linkDecision{})
+	if r.decide(s).Action == actionExpired {
+		r.observeLink(s.ll, s.in.Link, linkDecision{})
 		r.setReady(s.ll, false, partnersv1.ReasonExpired,
-			fmt.Sprintf("the link expired at %s and renewal is disabled", in.Link.ExpiresAt.UTC().Format(time.RFC3339)))
+			fmt.Sprintf("the link expired at %s and renewal is disabled", s.in.Link.ExpiresAt.UTC().Format(time.RFC3339)))
 		return ctrl.Result{}, true, nil
 	}
 	return ctrl.Result{}, false, nil
@@ -343,7 +354,7 @@ func (r *LoginLinkReconciler) reconcileHolds(ctx context.Context, s *linkScope) 
 
 // reconcileLink decides whether to generate, and generates or waits for the renewal time.
 func (r *LoginLinkReconciler) reconcileLink(ctx context.Context, s *linkScope) (ctrl.Result, bool, error) {
-	d := decideLink(r.input(s))
+	d := s.decision // decided in reconcileHolds; the election read nothing new
 	if d.Action == actionGenerate {
 		res, err := r.generate(ctx, s, d)
 		return res, true, err
@@ -353,8 +364,7 @@ func (r *LoginLinkReconciler) reconcileLink(ctx context.Context, s *linkScope) (
 
 // ready reports a current link and schedules its renewal.
 func (r *LoginLinkReconciler) ready(ctx context.Context, s *linkScope, d linkDecision) ctrl.Result {
-	ll := s.ll
-	link, _ := readSecret(s.secret)
+	ll, link := s.ll, s.in.Link
 	if s.secret != nil && secretMetaDrifted(s.secret, ll.Spec.SecretTemplate) {
 		patched := s.secret.DeepCopy()
 		setSecretMeta(patched, ll.Spec.SecretTemplate)

@@ -62,8 +62,7 @@ func (r *LoginLinkReconciler) generate(ctx context.Context, s *linkScope, d link
 		return ctrl.Result{}, nil
 	}
 	s.secret = secret
-	in := r.input(s)
-	if d = decideLink(in); d.Action != actionGenerate {
+	if d = r.decide(s); d.Action != actionGenerate {
 		return r.ready(ctx, s, d), nil
 	}
 	if held, res := r.suspendedHold(ctx, s); held {
@@ -80,7 +79,7 @@ func (r *LoginLinkReconciler) generate(ctx context.Context, s *linkScope, d link
 	case election.Changed:
 		return ctrl.Result{RequeueAfter: minRequeue}, nil // decide again on the new facts
 	case election.Wait:
-		if in.State == secretOK && !in.Current {
+		if s.in.State == secretOK && !s.in.Current {
 			r.setReady(ll, false, partnersv1.ReasonSuperseded, fmt.Sprintf(
 				"another generation for %s is in flight until %s; this one's link was invalidated and is replaced after it",
 				ll.Status.UserEmail, took.Until.UTC().Format(time.RFC3339)))
@@ -149,7 +148,7 @@ func (r *LoginLinkReconciler) callAndStore(ctx context.Context, s *linkScope, d 
 	s.secret = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{}}}
 	fillSecret(s.secret, link, nil)
 	s.record = &election.Record{GeneratedBy: ll.UID, GeneratedAt: stamp(link.GeneratedAt)}
-	after := decideLink(r.input(s))
+	after := r.decide(s)
 	r.observeLink(ll, link, after)
 	reason, event := partnersv1.ReasonGenerated, EventGenerated
 	if d.Renewal {
