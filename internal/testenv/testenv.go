@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -39,6 +40,9 @@ func Start() (*envtest.Environment, *rest.Config, error) {
 type Options struct {
 	// CRDs installs the CRDs of config/crd/bases.
 	CRDs bool
+	// AdmissionPlugins are enabled in kube-apiserver besides its defaults, e.g.
+	// OwnerReferencesPermissionEnforcement as OpenShift and hardened clusters run it.
+	AdmissionPlugins []string
 }
 
 // StartWith starts a control plane.
@@ -53,6 +57,9 @@ func StartWith(o Options) (*envtest.Environment, *rest.Config, error) {
 	if o.CRDs {
 		env.CRDDirectoryPaths = []string{filepath.Join(RepoRoot(), "config", "crd", "bases")}
 		env.ErrorIfCRDPathMissing = true
+	}
+	if len(o.AdmissionPlugins) > 0 {
+		env.ControlPlane.GetAPIServer().Configure().Append("enable-admission-plugins", strings.Join(o.AdmissionPlugins, ","))
 	}
 	cfg, err := env.Start()
 	if err != nil {
