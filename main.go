@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
@@ -66,6 +67,8 @@ type options struct {
 	syncPeriod          time.Duration
 	concurrency         int
 	metricsAddr         string
+	metricsSecure       bool
+	metricsCertDir      string
 	probeAddr           string
 	leaderElect         bool
 	leaderElectionNS    string
@@ -91,7 +94,10 @@ func main() {
 	flag.StringVar(&o.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch. Default: all.")
 	flag.DurationVar(&o.syncPeriod, "sync-period", 10*time.Hour, "How often every object is reconciled again (a resync costs no API call).")
 	flag.IntVar(&o.concurrency, "max-concurrent-reconciles", 4, "Reconciles run in parallel per controller.")
-	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 disables it.")
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "Address of the metrics endpoint; 0 disables it. Use e.g. :8080 with --metrics-secure=false.")
+	flag.BoolVar(&o.metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS, to callers whose bearer token may GET /metrics (TokenReview and SubjectAccessReview); "+
+		"false: plain HTTP without authentication, for loopback only.")
+	flag.StringVar(&o.metricsCertDir, "metrics-cert-dir", "", "Directory holding tls.crt and tls.key of the metrics endpoint (e.g. a mounted cert-manager Secret). Default: a self-signed certificate generated at start.")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica reconciles.")
 	flag.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease. Default: the pod's namespace.")
@@ -183,7 +189,7 @@ func run(o options) error {
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                  scheme,
 		Cache:                   cacheOpts,
-		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
+		Metrics:                 metricsOptions(o),
 		HealthProbeBindAddress:  o.probeAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        o.leaderElectionID,
@@ -230,8 +236,18 @@ func run(o options) error {
 	go exitUnlessSynced(ctx, mgr, o.cacheSyncTimeout)
 	go exitAfterShutdownTimeout(ctx, o.gracefulShutdownTTL+15*time.Second)
 	log.Info("Starting manager", "apiURL", o.apiURL, "accountCreateLimit", o.createLimit.String(),
-		"loginLinkLimit", o.linkLimit.String(), "watchNamespaces", o.watchNamespaces, "electionNamespace", electionNS, "accountAccessNamespaces", o.accountAccess)
+		"loginLinkLimit", o.linkLimit.String(), "watchNamespaces", o.watchNamespaces, "metricsSecure", o.metricsSecure, "electionNamespace", electionNS, "accountAccessNamespaces", o.accountAccess)
 	return mgr.Start(ctx)
+}
+
+// metricsOptions serves the metrics over HTTPS with authentication and authorization, as
+// kubebuilder scaffolds it, unless --metrics-secure=false.
+func metricsOptions(o options) metricsserver.Options {
+	if !o.metricsSecure {
+		return metricsserver.Options{BindAddress: o.metricsAddr}
+	}
+	return metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: true, CertDir: o.metricsCertDir,
+		FilterProvider: filters.WithAuthenticationAndAuthorization}
 }
 
 // exitUnlessSynced ends the process when the caches have not synced within timeout: idling

@@ -80,7 +80,7 @@ post() { curl -fsS -X POST "$sim$1" -H "Authorization: Bearer $key" -H 'Content-
 
 step "Starting the manager" "$state/manager.log"
 bin/manager --kubeconfig "$kubeconfig" --api-url "$sim" --api-key-file "$state/api-key" \
-	--election-namespace "$ns" --account-access-namespaces "$ns" --metrics-bind-address 127.0.0.1:0 --health-probe-bind-address 127.0.0.1:0 >"$log" 2>&1 &
+	--election-namespace "$ns" --account-access-namespaces "$ns" --metrics-bind-address 127.0.0.1:0 --metrics-secure=false --health-probe-bind-address 127.0.0.1:0 >"$log" 2>&1 &
 pids+=($!)
 
 step "Applying config/samples" "$state/apply.log"

@@ -224,7 +224,7 @@ func (b *bench) newWorld(ns string, cfg sim.Config, args ...string) (*world, err
 	// The per-user election Leases live in the run's namespace.
 	electionArgs := []string{"--election-namespace", ns, "--account-access-namespaces", ns}
 	w.cmd = exec.Command(b.manager, append(append([]string{"--kubeconfig", b.kubeconfig, "--api-url", w.simURL, "--api-key-file", key,
-		"--watch-namespaces", ns, "--metrics-bind-address", w.metrics, "--health-probe-bind-address", "0",
+		"--watch-namespaces", ns, "--metrics-bind-address", w.metrics, "--metrics-secure=false", "--health-probe-bind-address", "0",
 		"--max-concurrent-reconciles", "8"}, electionArgs...), args...)...)
 	w.cmd.Stdout, w.cmd.Stderr = &syncWriter{w: w.logs}, &syncWriter{w: w.logs}
 	if err := w.cmd.Start(); err != nil {
