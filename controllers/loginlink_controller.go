@@ -58,7 +58,9 @@ type LoginLinkReconciler struct {
 // +kubebuilder:rbac:groups=partners.fifteenth.com,resources=loginlinks,verbs=get;list;watch
 // +kubebuilder:rbac:groups=partners.fifteenth.com,resources=loginlinks/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=partners.fifteenth.com,resources=partneraccounts,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
+// Secrets (get, list, watch, create, update, patch, delete) are granted by the hand-written
+// ClusterRole in config/rbac/secret_role.yaml, not by a marker: config/default binds it
+// cluster-wide, config/namespaced only in the watched namespaces.
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile gets the LoginLink, runs one pass, and writes its status once.

@@ -23,7 +23,8 @@ import (
 
 // +kubebuilder:rbac:groups=partners.fifteenth.com,resources=partnerconfigs;clusterpartnerconfigs,verbs=get;list;watch
 // +kubebuilder:rbac:groups=partners.fifteenth.com,resources=partnerconfigs/status;clusterpartnerconfigs/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// The key Secrets are read (get) with the ClusterRole of config/rbac/secret_role.yaml, not a
+// marker; config/namespaced grants get in the operator's namespace for ClusterPartnerConfigs.
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 // PartnerConfigReconciler keeps the status of PartnerConfigs and ClusterPartnerConfigs: Ready
