@@ -62,6 +62,9 @@ type LoginLinkReconciler struct {
 // ClusterRole in config/rbac/secret_role.yaml, not by a marker: config/default binds it
 // cluster-wide, config/namespaced only in the watched namespaces.
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// The Secrets a LoginLink owns carry blockOwnerDeletion: OwnerReferencesPermissionEnforcement
+// requires update on the LoginLink's finalizers.
+// +kubebuilder:rbac:groups=partners.fifteenth.com,resources=loginlinks/finalizers,verbs=update
 
 // Reconcile gets the LoginLink, runs one pass, and writes its status once.
 func (r *LoginLinkReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {

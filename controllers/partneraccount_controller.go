@@ -56,6 +56,9 @@ type PartnerAccountReconciler struct {
 // +kubebuilder:rbac:groups=partners.fifteenth.com,resources=partneraccounts,verbs=get;list;watch
 // +kubebuilder:rbac:groups=partners.fifteenth.com,resources=partneraccounts/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=partners.fifteenth.com,resources=loginlinks,verbs=get;list;watch;create;update;patch
+// The LoginLinks a PartnerAccount owns carry blockOwnerDeletion (SetControllerReference):
+// OwnerReferencesPermissionEnforcement (OpenShift) requires update on the owner's finalizers.
+// +kubebuilder:rbac:groups=partners.fifteenth.com,resources=partneraccounts/finalizers,verbs=update
 
 // Reconcile gets the PartnerAccount, runs one pass, and writes its status once.
 func (r *PartnerAccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
