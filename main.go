@@ -252,9 +252,18 @@ func metricsOptions(o options) metricsserver.Options {
 
 // exitUnlessSynced ends the process when the caches have not synced within timeout: idling
 // forever with nothing reconciled would hide the cause (the log above names the resource the
-// manager may not list). A restart loop shows it.
+// manager may not list). A restart loop shows it. It looks at the deadline, not at the start:
+// the controllers' informers exist only once the manager leads, and a wait begun before
+// would not include them. Informers begun just before the deadline get a grace period.
 func exitUnlessSynced(ctx context.Context, mgr ctrl.Manager, timeout time.Duration) {
-	c, cancel := context.WithTimeout(ctx, timeout)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-t.C:
+	}
+	c, cancel := context.WithTimeout(ctx, min(timeout, 10*time.Second))
 	defer cancel()
 	if mgr.GetCache().WaitForCacheSync(c) || ctx.Err() != nil {
 		return
