@@ -1,210 +1,49 @@
-// Package e2e installs the operator as its users do (kubectl apply -k config/default) on the
-// local control plane, runs the built manager with its ServiceAccount's token, so that a
-// missing RBAC rule fails the suite, and drives the user stories through kubectl only.
 package e2e
 
 import (
-	"bytes"
-	"context"
-	"encoding/base64"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-
-	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth/sim"
-	"github.com/fifteenth/fifteenth-operator/internal/testenv"
 )
 
+// The names config/default gives the operator.
 const (
 	operatorNS = "fifteenth-operator-system"
 	sa         = "fifteenth-operator-controller-manager"
-	ns         = "e2e"
 )
 
-type e2e struct {
-	t       *testing.T
-	kubectl string
-	admin   string
-	root    string
-	simURL  string
-	logs    *testenv.LogBuffer
-}
-
-// k runs kubectl as the cluster admin (the user applying manifests).
-func (e *e2e) k(args ...string) (string, error) {
-	cmd := exec.Command(e.kubectl, append([]string{"--kubeconfig", e.admin}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if err != nil {
-		return out.String(), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, errb.String())
-	}
-	return out.String(), nil
-}
-
-func (e *e2e) must(args ...string) string {
-	e.t.Helper()
-	out, err := e.k(args...)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return out
-}
-
-// eventually retries f every 100 ms until it succeeds or the timeout passes. It stops at
-// once when the manager was refused by RBAC: a missing rule fails fast and says which.
-func (e *e2e) eventually(what string, timeout time.Duration, f func() error) {
-	e.t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		if e.logs != nil {
-			if l := e.logs.String(); strings.Contains(l, "forbidden") {
-				i := strings.Index(l, "forbidden")
-				e.t.Fatalf("%s: the manager was refused by RBAC: ...%s...", what, l[max(0, i-300):min(len(l), i+200)])
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	e.t.Fatalf("%s: %v", what, err)
-}
-
-func (e *e2e) secretField(name, key string) (string, error) {
-	out, err := e.k("get", "secret", name, "-n", ns, "-o", "jsonpath={.data."+key+"}")
-	if err != nil {
-		return "", err
-	}
-	b, err := base64.StdEncoding.DecodeString(out)
-	return string(b), err
-}
-
-func (e *e2e) linkState(link string) string {
-	resp, err := http.Get(e.simURL + "/_sim/links/" + link[strings.LastIndex(link, "/")+1:])
-	if err != nil {
-		return err.Error()
-	}
-	defer func() { _ = resp.Body.Close() }()
-	var st sim.LinkState
-	_ = json.NewDecoder(resp.Body).Decode(&st)
-	return st.State
-}
-
 func TestOperatorAsItsUsersRunIt(t *testing.T) {
-	env, _, err := testenv.StartWith(testenv.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = env.Stop() }()
-	dir := t.TempDir()
-	e := &e2e{t: t, kubectl: filepath.Join(testenv.AssetsDir(), "kubectl"), admin: filepath.Join(dir, "admin.kubeconfig"), root: testenv.RepoRoot()}
-	if err := testenv.WriteAdminKubeconfig(env, e.admin); err != nil {
-		t.Fatal(err)
-	}
-	defaultDir := filepath.Join(e.root, "config", "default")
-
-	// Install as a user would. The server-side dry run needs the namespace to exist.
-	e.must("create", "namespace", operatorNS)
-	e.must("apply", "--dry-run=server", "--server-side", "-k", defaultDir)
-	e.must("apply", "--server-side", "-k", defaultDir)
-	e.must("wait", "--for=condition=Established", "crd/partneraccounts.partners.fifteenth.com", "crd/loginlinks.partners.fifteenth.com", "--timeout=60s")
-	e.must("create", "namespace", ns)
-
-	// The manager runs out of cluster with the ServiceAccount's token: RBAC applies to it.
-	token := strings.TrimSpace(e.must("create", "token", sa, "-n", operatorNS, "--duration=2h"))
-	saKubeconfig := filepath.Join(dir, "sa.kubeconfig")
-	writeTokenKubeconfig(t, e.admin, saKubeconfig, token)
-
-	s := sim.New(sim.Config{})
-	srv := httptest.NewServer(s)
-	defer srv.Close()
-	e.simURL = srv.URL
-	api, _ := fifteenth.New(fifteenth.Options{BaseURL: srv.URL, Key: fifteenth.StaticKey("15th_e2e")})
-	for _, email := range []string{"alex.morgan@example.com", "sam.lee@example.com"} { // 12345, 12346
-		if _, err := api.CreateAccount(context.Background(), fifteenth.CreateAccountRequest{Email: email, FirstName: "A", LastName: "B"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	resp, err := http.Post(srv.URL+"/_sim/accounts/12345/users", "application/json", strings.NewReader(`{"email":"accountant@example.com"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = resp.Body.Close()
-
-	manager := filepath.Join(dir, "manager")
-	if out, err := exec.Command("go", "build", "-o", manager, e.root).CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v: %s", err, out)
-	}
-	keyFile := filepath.Join(dir, "api-key")
-	if err := os.WriteFile(keyFile, []byte("15th_e2e_key\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logs := &testenv.LogBuffer{}
-	e.logs = logs
-	cmd := exec.Command(manager, "--kubeconfig", saKubeconfig, "--api-url", srv.URL, "--api-key-file", keyFile,
+	e := newE2E(t, "e2e")
+	ns := e.ns
+	e.install(filepath.Join(cluster.root, "config", "default"), operatorNS)
+	e.startSim()
+	metricsAddr := freeAddr(t)
+	m := e.startManager("--kubeconfig", e.tokenKubeconfig(operatorNS, sa), "--api-url", e.simURL,
 		"--leader-elect", "--leader-election-namespace", operatorNS, "--account-access-namespaces", ns,
-		"--metrics-bind-address", "0", "--health-probe-bind-address", "127.0.0.1:0", "--zap-log-level", "debug")
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { _ = cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(time.Minute):
-				_ = cmd.Process.Kill()
-				<-done
-				t.Errorf("the manager did not stop within a minute of SIGTERM")
-			}
-		}
-	}
-	defer stop()
-	defer func() {
-		if t.Failed() {
-			t.Logf("manager log:\n%s", logs.String())
-		}
-	}()
+		"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", "127.0.0.1:0")
 
 	// User story: apply the samples, wait for Ready.
-	e.must("apply", "-n", ns, "-k", filepath.Join(e.root, "config", "samples"))
-	e.eventually("samples Ready", 90*time.Second, func() error {
-		_, err := e.k("wait", "-n", ns, "--for=condition=Ready", "partneraccounts,loginlinks", "--all", "--timeout=5s")
-		return err
-	})
-	for _, secret := range []string{"john-doe-login-link", "john-doe-spouse-login-link", "alex-morgan-login-link", "alex-morgan-accountant", "support-ticket-4711"} {
-		link, err := e.secretField(secret, "login_link")
-		if err != nil || e.linkState(link) != "valid" {
-			t.Fatalf("Secret %s: link state %q (%v)", secret, e.linkState(link), err)
-		}
-	}
+	e.applySamples()
 	out := e.must("get", "partneraccounts", "-n", ns)
 	if !strings.Contains(out, "john.doe@example.com") || !strings.Contains(out, "active") {
 		t.Fatalf("kubectl get partneraccounts:\n%s", out)
 	}
 
+	// The metrics endpoint serves HTTPS (the default, --metrics-secure) to a token whose
+	// ServiceAccount is bound to the metrics-reader ClusterRole, and to nobody else.
+	e.scrapeMetrics("https://" + metricsAddr + "/metrics")
+
 	// Argo CD applies with server-side apply: applying the same manifest again shows no diff,
 	// because the operator never writes to spec or to tracked metadata.
-	sample := filepath.Join(e.root, "config", "samples", "partners_v1alpha1_partneraccount_spouse.yaml")
+	sample := filepath.Join(cluster.root, "config", "samples", "partners_v1alpha1_partneraccount_spouse.yaml")
 	e.must("apply", "-n", ns, "--server-side", "--field-manager=argocd-controller", "--force-conflicts", "-f", sample)
 	e.must("apply", "-n", ns, "--server-side", "--field-manager=argocd-controller", "-f", sample)
 	if out, err := e.k("diff", "-n", ns, "--server-side", "--field-manager=argocd-controller", "-f", sample); err != nil {
@@ -273,7 +112,7 @@ func TestOperatorAsItsUsersRunIt(t *testing.T) {
 	// User story: deleting a PartnerAccount leaves the client's Fifteenth account.
 	e.must("delete", "partneraccount", "john-doe", "-n", ns)
 	var accounts []sim.Account
-	r2, err := http.Get(srv.URL + "/_sim/accounts")
+	r2, err := http.Get(e.simURL + "/_sim/accounts")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,30 +122,51 @@ func TestOperatorAsItsUsersRunIt(t *testing.T) {
 		t.Fatalf("%d accounts in the simulator after deleting a PartnerAccount, want 3", len(accounts))
 	}
 
-	stop()
-	l := logs.String()
-	for _, bad := range []string{"forbidden", "Forbidden", "tk_"} {
-		if strings.Contains(l, bad) {
-			i := strings.Index(l, bad)
-			t.Fatalf("manager log contains %q: ...%s...", bad, l[max(0, i-300):min(len(l), i+200)])
-		}
-	}
+	m.stop(t)
+	e.noForbiddenNorLink(m.logs.String())
 }
 
-// writeTokenKubeconfig writes a kubeconfig for the admin's cluster that authenticates with token.
-func writeTokenKubeconfig(t *testing.T, admin, path, token string) {
-	t.Helper()
-	cfg, err := clientcmd.LoadFromFile(admin)
-	if err != nil {
-		t.Fatal(err)
+// scrapeMetrics checks that url answers 200 with the controller-runtime metrics to a token
+// bound to fifteenth-operator-metrics-reader, 401 without a token, and 403 to a token without
+// that role.
+func (e *e2e) scrapeMetrics(url string) {
+	e.t.Helper()
+	e.must("create", "serviceaccount", "metrics-scraper", "-n", e.ns)
+	e.must("create", "serviceaccount", "metrics-nobody", "-n", e.ns)
+	e.must("create", "clusterrolebinding", "e2e-metrics-scraper", "--clusterrole=fifteenth-operator-metrics-reader", "--serviceaccount="+e.ns+":metrics-scraper")
+	e.t.Cleanup(func() { _, _ = e.k("delete", "clusterrolebinding", "e2e-metrics-scraper", "--ignore-not-found") })
+	reader, nobody := e.token(e.ns, "metrics-scraper"), e.token(e.ns, "metrics-nobody")
+	// The manager's certificate is self-signed.
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	get := func(token string) (int, string, error) {
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			return 0, "", err
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer func() { _ = resp.Body.Close() }()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), err
 	}
-	ctx := cfg.Contexts[cfg.CurrentContext]
-	out := clientcmdapi.NewConfig()
-	out.Clusters["c"] = cfg.Clusters[ctx.Cluster]
-	out.AuthInfos["sa"] = &clientcmdapi.AuthInfo{Token: token}
-	out.Contexts["sa"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "sa"}
-	out.CurrentContext = "sa"
-	if err := clientcmd.WriteToFile(*out, path); err != nil {
-		t.Fatal(err)
+	e.eventually("metrics scraped with a metrics-reader token", 30*time.Second, func() error {
+		code, body, err := get(reader)
+		if err != nil || code != http.StatusOK || !strings.Contains(body, "controller_runtime_reconcile_total") {
+			return fmt.Errorf("GET %s: %d (%v)", url, code, err)
+		}
+		return nil
+	})
+	for _, c := range []struct {
+		what, token string
+		want        int
+	}{{"without a token", "", http.StatusUnauthorized}, {"with a token without metrics-reader", nobody, http.StatusForbidden}} {
+		if code, _, err := get(c.token); err != nil || code != c.want {
+			e.t.Fatalf("GET %s %s: %d (%v), want %d", url, c.what, code, err, c.want)
+		}
 	}
 }
