@@ -157,7 +157,7 @@ func (e *e2e) scrapeMetrics(url string) {
 	e.eventually("metrics scraped with a metrics-reader token", 30*time.Second, func() error {
 		code, body, err := get(reader)
 		if err != nil || code != http.StatusOK || !strings.Contains(body, "controller_runtime_reconcile_total") {
-			return fmt.Errorf("GET %s: %d (%v)", url, code, err)
+			return fmt.Errorf("GET %s: %d (%w)", url, code, err)
 		}
 		return nil
 	})

@@ -41,7 +41,8 @@ func TestNamespacedInstall(t *testing.T) {
 	watch := match[1]
 
 	// The partner key comes from a ClusterPartnerConfig whose Secret is in the operator's
-	// namespace, as docs/operations.md shows for config/default.
+	// namespace, as docs/operations.md shows for config/default; its accountAccess selects
+	// namespaces by label, which the manager reads (the samples adopt an account).
 	e.startSim()
 	e.must("create", "secret", "generic", "fifteenth-api-credentials", "-n", nsOperatorNS, "--from-literal=api-key=15th_e2e_namespaced")
 	t.Cleanup(func() { _, _ = e.k("delete", "clusterpartnerconfig", "default", "--ignore-not-found") })
@@ -52,7 +53,7 @@ spec:
   apiURL: %s
   apiKeySecretRef: {namespace: %s, name: fifteenth-api-credentials, key: api-key}
   namespaces: [%s]
-  accountAccess: {namespaces: [%s]}
+  accountAccess: {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: %s}}}
 `, e.simURL, nsOperatorNS, nsTenant, nsTenant))
 
 	kubeconfig := e.tokenKubeconfig(nsOperatorNS, nsSA)
