@@ -77,6 +77,9 @@ spec:
 		t.Fatalf("the manager without Secret access exited 0")
 	}
 	l := m.logs.String()
+	if strings.Contains(l, "tk_") {
+		t.Fatal("the manager's log holds a link token")
+	}
 	for _, want := range []string{`secrets is forbidden`, `cannot list resource \"secrets\"`, `in the namespace \"tenant-a\"`, "caches did not sync"} {
 		if !strings.Contains(l, want) && !strings.Contains(l, strings.ReplaceAll(want, `\"`, `"`)) {
 			t.Fatalf("the manager's log does not say %q:\n%s", want, l)
