@@ -115,12 +115,12 @@ func startControllerManager(env *envtest.Environment, cfg *rest.Config, assets s
 		"--v=2",
 	}
 	logPath := filepath.Join(dir, "kube-controller-manager.log")
-	logFile, err := os.Create(logPath)
+	logFile, err := os.Create(logPath) //nolint:gosec // in our own temporary directory
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return err
 	}
-	cmd := exec.Command(bin, args...)
+	cmd := exec.CommandContext(context.Background(), bin, args...) //nolint:gosec // the binary hack/setup-envtest.sh built
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Never outlive the test binary, whatever ends it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -136,7 +136,7 @@ func startControllerManager(env *envtest.Environment, cfg *rest.Config, assets s
 		close(kcm.done)
 	}()
 	if err := kcm.waitReady(cfg); err != nil {
-		b, _ := os.ReadFile(logPath)
+		b, _ := os.ReadFile(logPath) //nolint:gosec // in our own temporary directory
 		_ = kcm.stop()
 		return fmt.Errorf("kube-controller-manager: %w; its log:\n%s", err, tail(string(b), 60))
 	}
@@ -177,9 +177,12 @@ func (k *controllerManager) waitReady(cfg *rest.Config) error {
 		}
 		select {
 		case <-k.done:
-			return fmt.Errorf("exited before it was ready: %v", k.err)
+			if k.err == nil {
+				return errors.New("exited with status 0 before it was ready")
+			}
+			return fmt.Errorf("exited before it was ready: %w", k.err)
 		case <-ctx.Done():
-			return fmt.Errorf("its garbage collector did not delete a dependent within %s (last read: %v)", controllerManagerReady, err)
+			return fmt.Errorf("its garbage collector did not delete a dependent within %s (last read: %w)", controllerManagerReady, err)
 		case <-tick.C:
 		}
 	}

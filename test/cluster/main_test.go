@@ -161,7 +161,9 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
-func (w *world) key(name string) client.ObjectKey { return client.ObjectKey{Namespace: w.ns, Name: name} }
+func (w *world) key(name string) client.ObjectKey {
+	return client.ObjectKey{Namespace: w.ns, Name: name}
+}
 
 func (w *world) simGet(path string, v any) {
 	w.t.Helper()
