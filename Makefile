@@ -54,7 +54,7 @@ verify: manifests generate ## Fail when generated files or formatting drift from
 	go mod tidy -diff
 
 .PHONY: envtest
-envtest: ## Build the test control plane (etcd, kube-apiserver, kubectl) into bin/k8s/.
+envtest: ## Build the test control plane (etcd, kube-apiserver, kube-controller-manager, kubectl) into bin/k8s/.
 	@hack/setup-envtest.sh >/dev/null
 
 .PHONY: test

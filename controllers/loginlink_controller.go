@@ -142,11 +142,13 @@ func (r *LoginLinkReconciler) decide(s *linkScope) linkDecision {
 // linkPhase is one step of a pass; done ends the pass with res and err.
 type linkPhase func(ctx context.Context, s *linkScope) (res ctrl.Result, done bool, err error)
 
-// reconcile runs the phases in order: the Secret's name, the account and user, the Secret,
-// holds that wait for a change, the election, and last the link itself.
+// reconcile runs the phases in order: whether the LoginLink goes with its namespace or owner,
+// the Secret's name, the account and user, the Secret, holds that wait for a change, the
+// election, and last the link itself.
 func (r *LoginLinkReconciler) reconcile(ctx context.Context, ll *partnersv1.LoginLink) (ctrl.Result, error) {
 	s := &linkScope{ll: ll, now: r.now()}
 	for _, phase := range []linkPhase{
+		r.reconcileGoing,
 		r.reconcileSecretName,
 		r.reconcileTarget,
 		r.reconcileSecret,
@@ -159,6 +161,21 @@ func (r *LoginLinkReconciler) reconcile(ctx context.Context, ll *partnersv1.Logi
 		}
 	}
 	return ctrl.Result{}, nil
+}
+
+// reconcileGoing ends the pass of a LoginLink whose namespace or owner PartnerAccount is
+// being deleted (as the cache says): it goes with them, so nothing is generated, written or
+// called for it, even when its Secret went first.
+func (r *LoginLinkReconciler) reconcileGoing(ctx context.Context, s *linkScope) (ctrl.Result, bool, error) {
+	why, err := loginLinkGoing(ctx, r.Client, s.ll)
+	if err != nil {
+		return ctrl.Result{}, true, err
+	}
+	if why != "" {
+		logf.FromContext(ctx).V(1).Info("The LoginLink is going: nothing to do", "because", why)
+		return ctrl.Result{}, true, nil
+	}
+	return ctrl.Result{}, false, nil
 }
 
 // reconcileSecretName removes the Secret of a previous spec.secretName.

@@ -48,6 +48,10 @@ func (r *LoginLinkReconciler) generate(ctx context.Context, s *linkScope, d link
 		// again with it rather than call on stale facts.
 		return ctrl.Result{RequeueAfter: minRequeue}, nil
 	}
+	// A namespace or owner being deleted that the cache did not show yet: no call.
+	if why, err := loginLinkGoing(ctx, r.APIReader, ll); err != nil || why != "" {
+		return ctrl.Result{}, err
+	}
 	// The Lease first, then the Secret: a link the Lease records is then in the Secret read.
 	var err error
 	if s.record, err = r.Elector.Live(ctx, s.key); err != nil {

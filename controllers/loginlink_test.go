@@ -324,3 +324,21 @@ func meta(ll *partnersv1.LoginLink) metav1.Condition {
 	}
 	return metav1.Condition{}
 }
+
+// A LoginLink of a Terminating namespace generates nothing, even when its Secret is deleted
+// before it. This suite runs no namespace controller: a deleted namespace stays Terminating
+// with its content, as in a cluster before the namespace controller reaches the LoginLinks
+// (test/cluster shows the whole deletion).
+func TestLoginLinkNamespaceTerminating(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	g := h.g
+	id := h.createAccount("terminating@example.com")
+	h.create(linkFor("going", id))
+	h.expectLinkReason("going", metav1.ConditionTrue, partnersv1.ReasonGenerated)
+	calls := total(h.linkCalls())
+
+	g.Expect(k8s.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: h.ns}})).To(Succeed())
+	g.Expect(k8s.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: "going"}})).To(Succeed())
+	g.Consistently(func() int { return total(h.linkCalls()) }).WithTimeout(2*time.Second).Should(Equal(calls),
+		"no link is generated for a LoginLink whose namespace is Terminating")
+}

@@ -75,6 +75,11 @@ func (r *PartnerAccountReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		// LoginLinks and their Secrets are garbage-collected with their owner.
 		return ctrl.Result{}, nil
 	}
+	if going, err := namespaceGoing(ctx, r.Client, pa.Namespace); err != nil || going {
+		// The namespace controller removes it with its LoginLinks: nothing is created,
+		// linked or called for.
+		return ctrl.Result{}, err
+	}
 	original := pa.DeepCopy()
 	defer func() {
 		c := meta.FindStatusCondition(pa.Status.Conditions, partnersv1.ConditionReady)
@@ -204,6 +209,9 @@ func (r *PartnerAccountReconciler) ensureAccount(ctx context.Context, pa, origin
 	}
 	if fresh.ResourceVersion != pa.ResourceVersion {
 		return ctrl.Result{RequeueAfter: minRequeue}, true, nil
+	}
+	if going, err := namespaceGoing(ctx, r.APIReader, pa.Namespace); err != nil || going {
+		return ctrl.Result{}, true, err
 	}
 	// A lost claim costs no call to look at again (the claim is checked in the cache first),
 	// and the PartnerAccount watch wakes it when the claimant goes. An unverified adoption is

@@ -328,3 +328,19 @@ func TestPartnerAccountCreationRate(t *testing.T) {
 	g.Expect(elapsed).To(BeNumerically(">=", bound), "faster than the limit allows")
 	g.Expect(elapsed).To(BeNumerically("<=", time.Duration(1.15*float64(bound))), "within 15%% of the bound")
 }
+
+// A PartnerAccount of a Terminating namespace creates no account: one that failed before the
+// namespace was deleted is not retried. (This suite runs no namespace controller: the
+// namespace stays Terminating with its content.)
+func TestPartnerAccountNamespaceTerminating(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	g := h.g
+	h.simPost("/_sim/faults", `{"fail_rate": 1}`)
+	h.create(account("going", "going@example.com"))
+	h.expectAccountReason("going", metav1.ConditionFalse, partnersv1.ReasonAPIUnavailable)
+
+	g.Expect(k8s.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: h.ns}})).To(Succeed())
+	h.simPost("/_sim/faults", `{}`)
+	g.Consistently(func() []sim.Account { return h.simAccounts() }).WithTimeout(5*time.Second).Should(BeEmpty(),
+		"no account is created for a PartnerAccount whose namespace is Terminating")
+}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the local control plane (etcd + kube-apiserver on loopback, CRDs installed) alone.
+# Runs the local control plane (etcd + kube-apiserver on loopback, CRDs installed, and
+# kube-controller-manager) alone.
 #   hack/local-cluster.sh up     start it; the last line printed is the kubeconfig path
 #   hack/local-cluster.sh down   stop it
 # LOCAL_CLUSTER_DIR (default .demo/cluster) holds the kubeconfig, the pid file and the log.
@@ -19,7 +20,7 @@ up() {
 	rm -f "$dir/kubeconfig"
 	KUBEBUILDER_ASSETS=$assets nohup "$root/bin/local-cluster" --dir "$dir" >"$dir/log" 2>&1 &
 	echo $! >"$pidfile"
-	for _ in $(seq 1 300); do
+	for _ in $(seq 1 900); do
 		if [ -s "$dir/kubeconfig" ]; then
 			echo "$dir/kubeconfig"
 			return
@@ -30,7 +31,7 @@ up() {
 		fi
 		sleep 0.2
 	done
-	echo "local-cluster: no kubeconfig after 60s; see $dir/log" >&2
+	echo "local-cluster: no kubeconfig after 180s; see $dir/log" >&2
 	exit 1
 }
 

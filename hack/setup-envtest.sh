@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Builds the envtest control plane (etcd, kube-apiserver, kubectl) from Go modules into
-# bin/k8s/<version>-<os>-<arch>/, because these machines cannot download prebuilt binaries
-# (setup-envtest downloads). Idempotent: a binary that exists is kept. The last line printed
-# is the assets directory, for KUBEBUILDER_ASSETS.
+# Builds the envtest control plane (etcd, kube-apiserver, kube-controller-manager, kubectl)
+# from Go modules into bin/k8s/<version>-<os>-<arch>/, because these machines cannot download
+# prebuilt binaries (setup-envtest downloads). Idempotent: when every binary exists nothing is
+# built; when one of the Kubernetes binaries is missing, all of them are rebuilt in one
+# `go build` (they share most packages, so one invocation compiles them once). The last line
+# printed is the assets directory, for KUBEBUILDER_ASSETS.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,21 +21,46 @@ minor=${k8s_version#*.}
 ldflags="$ldflags -X ${ver_pkg}.gitMinor=${minor%%.*} -X ${ver_pkg}.gitTreeState=clean"
 ldflags="$ldflags -X k8s.io/client-go/pkg/version.gitVersion=v${k8s_version}"
 
-build() { # build NAME MODULE_DIR PACKAGE
-	local name=$1 mod=$2 pkg=$3
-	if [ -x "$dir/$name" ]; then
-		echo "envtest: $name exists, skipped" >&2
+# build_etcd builds etcd from module hack/tools/etcd unless it exists.
+build_etcd() {
+	if [ -x "$dir/etcd" ]; then
+		echo "envtest: etcd exists, skipped" >&2
 		return
 	fi
-	echo "envtest: building $name (first build takes minutes)" >&2
+	echo "envtest: building etcd" >&2
 	local start=$SECONDS
-	(cd "$root/hack/tools/$mod" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$dir/$name.tmp" "$pkg")
-	mv "$dir/$name.tmp" "$dir/$name"
-	echo "envtest: built $name in $((SECONDS - start))s" >&2
+	(cd "$root/hack/tools/etcd" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$dir/etcd.tmp" .)
+	mv "$dir/etcd.tmp" "$dir/etcd"
+	echo "envtest: built etcd in $((SECONDS - start))s" >&2
 }
 
-build etcd etcd .
-build kube-apiserver kube k8s.io/kubernetes/cmd/kube-apiserver
-build kubectl kube k8s.io/kubernetes/cmd/kubectl
+# build_kube builds the Kubernetes binaries from module hack/tools/kube in one go build into
+# $dir/.build/, then moves them into place, unless all of them exist.
+build_kube() {
+	local names=(kube-apiserver kube-controller-manager kubectl) name missing=() pkgs=()
+	for name in "${names[@]}"; do
+		[ -x "$dir/$name" ] || missing+=("$name")
+	done
+	if [ ${#missing[@]} -eq 0 ]; then
+		echo "envtest: ${names[*]} exist, skipped" >&2
+		return
+	fi
+	for name in "${names[@]}"; do
+		pkgs+=("k8s.io/kubernetes/cmd/$name")
+	done
+	echo "envtest: building ${names[*]} (missing: ${missing[*]}; the first build takes minutes)" >&2
+	local start=$SECONDS
+	rm -rf "$dir/.build"
+	mkdir -p "$dir/.build"
+	(cd "$root/hack/tools/kube" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$dir/.build/" "${pkgs[@]}")
+	for name in "${names[@]}"; do
+		mv "$dir/.build/$name" "$dir/$name"
+	done
+	rmdir "$dir/.build"
+	echo "envtest: built ${names[*]} in $((SECONDS - start))s" >&2
+}
+
+build_etcd
+build_kube
 
 echo "$dir"

@@ -1,5 +1,6 @@
 // Package testenv starts the test control plane (etcd and kube-apiserver built by
-// hack/setup-envtest.sh) with the operator's CRDs installed.
+// hack/setup-envtest.sh, and optionally kube-controller-manager) with the operator's CRDs
+// installed.
 package testenv
 
 import (
@@ -31,7 +32,8 @@ func AssetsDir() string {
 	return filepath.Join(RepoRoot(), "bin", "k8s", fmt.Sprintf("%s-%s-%s", K8sVersion, runtime.GOOS, runtime.GOARCH))
 }
 
-// Start starts a control plane with the CRDs of config/crd/bases. Stop it with env.Stop().
+// Start starts a control plane with the CRDs of config/crd/bases, without
+// kube-controller-manager. Stop it with env.Stop() (or Stop(env)).
 func Start() (*envtest.Environment, *rest.Config, error) {
 	return StartWith(Options{CRDs: true})
 }
@@ -40,12 +42,18 @@ func Start() (*envtest.Environment, *rest.Config, error) {
 type Options struct {
 	// CRDs installs the CRDs of config/crd/bases.
 	CRDs bool
-	// AdmissionPlugins are enabled in kube-apiserver besides its defaults, e.g.
-	// OwnerReferencesPermissionEnforcement as OpenShift and hardened clusters run it.
+	// ControllerManager runs kube-controller-manager (ControllerManagerControllers: the garbage
+	// collector, namespace deletion, Deployments and ReplicaSets...) against the control plane,
+	// as a real cluster does; StartWith returns once its garbage collector works. Stop it with
+	// the control plane through Stop(env).
+	ControllerManager bool
+	// AdmissionPlugins are enabled in kube-apiserver besides its defaults
+	// (--enable-admission-plugins), e.g. OwnerReferencesPermissionEnforcement.
 	AdmissionPlugins []string
 }
 
-// StartWith starts a control plane.
+// StartWith starts a control plane. Stop it with Stop(env) (env.Stop() when
+// o.ControllerManager is false will do).
 func StartWith(o Options) (*envtest.Environment, *rest.Config, error) {
 	assets := AssetsDir()
 	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
@@ -64,6 +72,12 @@ func StartWith(o Options) (*envtest.Environment, *rest.Config, error) {
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, nil, err
+	}
+	if o.ControllerManager {
+		if err := startControllerManager(env, cfg, assets); err != nil {
+			_ = env.Stop()
+			return nil, nil, err
+		}
 	}
 	// Tests create many objects quickly; the default client limits would throttle them.
 	cfg.QPS, cfg.Burst = 500, 1000

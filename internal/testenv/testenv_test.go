@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"context"
+	"os"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -57,5 +59,36 @@ func TestControlPlaneSmoke(t *testing.T) {
 	}
 	if string(got.Data["k"]) != "v" {
 		t.Fatalf("secret data %q", got.Data)
+	}
+}
+
+// With Options.ControllerManager, kube-controller-manager runs (StartWith returned once its
+// garbage collector worked) and Stop ends it with the control plane; AdmissionPlugins reach
+// kube-apiserver (it refuses to start with a plugin it does not know).
+func TestControllerManager(t *testing.T) {
+	if _, _, err := StartWith(Options{AdmissionPlugins: []string{"NoSuchPlugin"}}); err == nil {
+		t.Fatal("kube-apiserver started with an unknown admission plugin: AdmissionPlugins did not reach it")
+	}
+	env, _, err := StartWith(Options{ControllerManager: true, AdmissionPlugins: []string{"OwnerReferencesPermissionEnforcement"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := ControllerManagerLog(env)
+	if !strings.Contains(log, "garbage") {
+		t.Errorf("kube-controller-manager's log does not mention its garbage collector:\n%s", tail(log, 20))
+	}
+	kcmMu.Lock()
+	kcm := kcms[env]
+	kcmMu.Unlock()
+	if err := Stop(env); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-kcm.done:
+	default:
+		t.Fatal("kube-controller-manager still runs after Stop")
+	}
+	if _, err := os.Stat(kcm.dir); !os.IsNotExist(err) {
+		t.Errorf("its directory %s is left behind", kcm.dir)
 	}
 }

@@ -77,7 +77,9 @@ func run(m *testing.M) (int, error) {
 	if out, err := exec.Command("go", "build", "-o", managerBin, testenv.RepoRoot()).CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("go build: %w: %s", err, out)
 	}
-	e, cfg, err := testenv.Start()
+	// kube-controller-manager runs as in a cluster: its garbage collector removes what a
+	// deleted owner leaves behind, while the faults happen.
+	e, cfg, err := testenv.StartWith(testenv.Options{CRDs: true, ControllerManager: true})
 	if err != nil {
 		return 0, err
 	}
@@ -88,7 +90,7 @@ func run(m *testing.M) (int, error) {
 			_ = restarted.Process.Kill()
 			_ = restarted.Wait()
 		}
-		_ = env.Stop()
+		_ = testenv.Stop(env)
 	}()
 	kubeconfig = filepath.Join(dir, "kubeconfig")
 	if err := testenv.WriteAdminKubeconfig(env, kubeconfig); err != nil {
