@@ -121,6 +121,15 @@ func TestOperatorAsItsUsersRunIt(t *testing.T) {
 	if len(accounts) != 3 {
 		t.Fatalf("%d accounts in the simulator after deleting a PartnerAccount, want 3", len(accounts))
 	}
+	// kube-controller-manager's garbage collector removes its LoginLinks and their Secrets.
+	e.eventually("LoginLinks and Secrets garbage-collected", 60*time.Second, func() error {
+		for _, obj := range []string{"loginlink/john-doe-holder", "loginlink/john-doe-spouse", "secret/john-doe-login-link", "secret/john-doe-spouse-login-link"} {
+			if out, err := e.k("get", obj, "-n", ns, "--ignore-not-found", "-o", "name"); err != nil || strings.TrimSpace(out) != "" {
+				return fmt.Errorf("%s still there (%v)", obj, err)
+			}
+		}
+		return nil
+	})
 
 	m.stop(t)
 	e.noForbiddenNorLink(m.logs.String())

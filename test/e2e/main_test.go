@@ -45,7 +45,8 @@ var cluster struct {
 
 // controlPlane is how the package's control plane is started.
 var controlPlane = testenv.Options{
-	AdmissionPlugins: []string{"OwnerReferencesPermissionEnforcement"},
+	AdmissionPlugins:  []string{"OwnerReferencesPermissionEnforcement"},
+	ControllerManager: true,
 }
 
 func TestMain(m *testing.M) {
@@ -58,7 +59,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer func() { _ = env.Stop() }()
+	defer func() { _ = testenv.Stop(env) }()
 	dir, err := os.MkdirTemp("", "fifteenth-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
