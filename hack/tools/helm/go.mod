@@ -1,7 +1,13 @@
 // Module helm renders and lints charts/fifteenth-operator with the Helm Go SDK (bin/chart-tool),
 // so that make test needs no helm binary. It is its own module so that Helm's dependencies
 // never reach the operator's go.mod. Every k8s.io module is pinned to the version
-// hack/tools/kube builds the test control plane from, so the two share the build cache.
+// hack/tools/kube builds the test control plane from (v0.34.4; Helm v3.19.5 asks for v0.34.2),
+// with the same build flags (make chart-tool), so the two share the module cache and the build
+// cache entries of the packages whose imports are the same in both (e.g.
+// k8s.io/apimachinery/pkg/util/sets, sigs.k8s.io/yaml). Packages importing golang.org/x/*
+// are not shared: Helm needs newer x/ modules than hack/tools/kube's, and pinning them back by
+// replace would not help, since with -trimpath a replaced module's packages are cached under
+// the version required, not the replacement's.
 module github.com/fifteenth/fifteenth-operator/hack/tools/helm
 
 go 1.24.0
