@@ -37,6 +37,7 @@ func dryRun(t *testing.T, what, manifest string) {
 // (ci/values-all.yaml: ServiceMonitor, PrometheusRule, PodDisruptionBudget, NetworkPolicy,
 // watched namespaces, ...) and dry-runs every object on the API server: zero warnings.
 func TestServerSideDryRun(t *testing.T) {
+	cluster(t)
 	restrictedNamespace(t, "dry-run")
 	for _, ns := range []string{"team-a", "team-b"} { // values-all.yaml's watchNamespaces
 		mustK(t, "create", "namespace", ns)

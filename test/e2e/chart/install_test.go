@@ -63,6 +63,7 @@ func resourceVersions(t *testing.T, manifest string) map[string]string {
 // then installs a second release in another namespace, watching another namespace, beside it:
 // no object of the first release changes and every name differs.
 func TestInstallRunAndSecondRelease(t *testing.T) {
+	cluster(t)
 	dir := t.TempDir()
 	restrictedNamespace(t, releaseNS)
 	mustK(t, "create", "namespace", appNS)

@@ -5,8 +5,8 @@
 // config/default's), installs it for real, runs the built manager as the chart's
 // ServiceAccount, and installs a second release beside the first.
 //
-// One control plane serves the package (TestMain); the tests that need it run in the order
-// of this file.
+// One control plane serves the package, started by the first test that needs it and stopped
+// by TestMain.
 package chart
 
 import (
@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -47,33 +48,49 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "chart-test-")
-	if err != nil {
+	var err error
+	if tmp, err = os.MkdirTemp("", "chart-test-"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	if chartTool, err = buildChartTool(dir); err != nil {
+	defer func() { _ = os.RemoveAll(tmp) }()
+	if chartTool, err = buildChartTool(tmp); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	env, _, err = testenv.StartWith(testenv.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
 	kubectl = filepath.Join(testenv.AssetsDir(), "kubectl")
-	admin = filepath.Join(dir, "admin.kubeconfig")
-	if err := testenv.WriteAdminKubeconfig(env, admin); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	code := m.Run()
+	if env != nil {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
 	}
-	if err := installPrometheusCRDs(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	return code
+}
+
+var (
+	tmp        string
+	startOnce  sync.Once
+	startError error
+)
+
+// cluster starts the package's control plane on first use (the tests that render only need
+// none), with an admin kubeconfig and the Prometheus Operator's CRDs.
+func cluster(t *testing.T) {
+	t.Helper()
+	startOnce.Do(func() {
+		if env, _, startError = testenv.StartWith(testenv.Options{}); startError != nil {
+			return
+		}
+		admin = filepath.Join(tmp, "admin.kubeconfig")
+		if startError = testenv.WriteAdminKubeconfig(env, admin); startError != nil {
+			return
+		}
+		startError = installPrometheusCRDs()
+	})
+	if startError != nil {
+		t.Fatal(startError)
 	}
-	return m.Run()
 }
 
 // buildChartTool returns $CHART_TOOL (make test builds bin/chart-tool), else builds it.
@@ -131,7 +148,10 @@ func k(args ...string) (string, error) {
 // kWithStderr runs kubectl as the cluster admin with stdin, returning stdout and stderr
 // (where kubectl prints the API server's warnings).
 func kWithStderr(stdin []byte, args ...string) (string, string, error) {
-	cmd := exec.Command(kubectl, append([]string{"--kubeconfig", admin}, args...)...)
+	if admin != "" {
+		args = append([]string{"--kubeconfig", admin}, args...)
+	}
+	cmd := exec.Command(kubectl, args...)
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
