@@ -18,9 +18,11 @@ var compared = map[string]bool{"Deployment": true, "Service": true, "ServiceAcco
 	"Role": true, "ClusterRole": true, "RoleBinding": true, "ClusterRoleBinding": true}
 
 // normalize rewrites a rendered object as kustomize names it: the release's fullname prefix
-// becomes namePrefix fifteenth-operator-, its namespace fifteenth-operator-system, and the
-// chart's own labels go.
+// becomes namePrefix fifteenth-operator-, its namespace fifteenth-operator-system. The objects'
+// own labels go (each install labels as it likes), and so do the chart's labels in selectors
+// and pod templates (app.kubernetes.io/instance selects one release's pods).
 func normalize(o object, fullname, namespace string) object {
+	delete(o["metadata"].(map[string]any), "labels")
 	var walk func(v any) any
 	walk = func(v any) any {
 		switch x := v.(type) {
@@ -69,14 +71,7 @@ func TestDeploymentAndRBACEqualConfigDefault(t *testing.T) {
 		if !compared[str(o, "kind")] {
 			continue
 		}
-		for _, l := range chartOnlyLabels {
-			if m, ok := o["metadata"].(map[string]any)["labels"].(map[string]any); ok {
-				delete(m, l)
-				if len(m) == 0 {
-					delete(o["metadata"].(map[string]any), "labels")
-				}
-			}
-		}
+		o = normalize(o, "fifteenth-operator", "fifteenth-operator-system")
 		if str(o, "kind") == "Deployment" {
 			s := jsonString(o)
 			secure = strings.Contains(s, "--metrics-secure") || strings.Contains(s, ":8443")
