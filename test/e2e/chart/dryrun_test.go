@@ -25,7 +25,7 @@ func dryRun(t *testing.T, what, manifest string) {
 		t.Fatalf("%s: server-side dry run: %v\n%s%s", what, err, stderr, out)
 	}
 	if strings.TrimSpace(stderr) != "" {
-		t.Errorf("%s: the API server warned:\n%s", what, stderr)
+		t.Fatalf("%s: the API server warned:\n%s", what, stderr)
 	}
 	if n, want := strings.Count(out, "(server dry run)"), len(parse(t, manifest)); n != want {
 		t.Errorf("%s: %d objects dry-run, want %d:\n%s", what, n, want, out)
