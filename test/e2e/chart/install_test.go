@@ -121,7 +121,7 @@ func TestInstallRunAndSecondRelease(t *testing.T) {
 		}
 		link, err := base64.StdEncoding.DecodeString(b64)
 		if err != nil || len(link) == 0 {
-			return fmt.Errorf("no login_link (%v)", err)
+			return fmt.Errorf("no login_link (%w)", err)
 		}
 		return linkValid(srv.URL, string(link))
 	})
