@@ -182,3 +182,36 @@ func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestAggregatedRoles: fifteenth-edit and fifteenth-view aggregate to the built-in roles,
+// grant nothing on Secrets, and go with aggregatedRoles.enabled=false.
+func TestAggregatedRoles(t *testing.T) {
+	want := map[string][]string{
+		"fifteenth-edit": {"rbac.authorization.k8s.io/aggregate-to-edit", "rbac.authorization.k8s.io/aggregate-to-admin"},
+		"fifteenth-view": {"rbac.authorization.k8s.io/aggregate-to-view"},
+	}
+	found := 0
+	for _, o := range parse(t, render(t, "fifteenth-operator", "ops")) {
+		labels, ok := want[str(o, "metadata", "name")]
+		if str(o, "kind") != "ClusterRole" || !ok {
+			continue
+		}
+		found++
+		for _, l := range labels {
+			if str(o, "metadata", "labels", l) != "true" {
+				t.Errorf("%s has no label %s=true", key(o), l)
+			}
+		}
+		if rules := jsonString(o["rules"]); strings.Contains(rules, "secrets") || !strings.Contains(rules, "partneraccounts") {
+			t.Errorf("%s rules: %s", key(o), rules)
+		}
+	}
+	if found != len(want) {
+		t.Errorf("%d aggregated ClusterRoles rendered, want %d", found, len(want))
+	}
+	for _, o := range parse(t, render(t, "fifteenth-operator", "ops", "--set", "aggregatedRoles.enabled=false")) {
+		if _, ok := want[str(o, "metadata", "name")]; ok {
+			t.Errorf("aggregatedRoles.enabled=false renders %s", key(o))
+		}
+	}
+}
