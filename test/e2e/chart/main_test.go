@@ -96,6 +96,9 @@ func cluster(t *testing.T) {
 // buildChartTool returns $CHART_TOOL (make test builds bin/chart-tool), else builds it.
 func buildChartTool(dir string) (string, error) {
 	if p := os.Getenv("CHART_TOOL"); p != "" {
+		if !filepath.IsAbs(p) { // relative to the repository, not to this package
+			p = filepath.Join(root, p)
+		}
 		return p, nil
 	}
 	out := filepath.Join(dir, "chart-tool")
