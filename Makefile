@@ -6,6 +6,7 @@ SHELL := /usr/bin/env bash -o pipefail
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
+CHART_TOOL ?= $(LOCALBIN)/chart-tool
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 ENVTEST_K8S_VERSION ?= 1.34.4
@@ -29,6 +30,7 @@ help: ## Show this help.
 .PHONY: manifests
 manifests: controller-gen ## Generate CRDs and RBAC from the markers.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/...;./controllers/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	hack/sync-chart.sh
 
 .PHONY: generate
 generate: controller-gen ## Generate deepcopy methods.
@@ -39,28 +41,31 @@ fmt: ## Run gofmt.
 	gofmt -w $$(git ls-files '*.go')
 
 .PHONY: vet
-vet: ## Run go vet.
+vet: ## Run go vet (and in the chart tool's module).
 	go vet ./...
+	cd hack/tools/helm && go vet ./...
 
 .PHONY: lint
-lint: golangci-lint ## Run golangci-lint.
+lint: golangci-lint ## Run golangci-lint (and go vet in the chart tool's module).
 	$(GOLANGCI_LINT) run ./...
+	cd hack/tools/helm && go vet ./...
 
 .PHONY: verify
 verify: manifests generate ## Fail when generated files or formatting drift from the source.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
-	@git diff --exit-code -- api config || { echo "generated files are out of date: run make manifests generate and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- api config)" || { echo "untracked generated files:"; git status --porcelain -- api config; exit 1; }
+	@git diff --exit-code -- api config charts || { echo "generated files are out of date: run make manifests generate and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- api config charts)" || { echo "untracked generated files:"; git status --porcelain -- api config charts; exit 1; }
 	go mod tidy -diff
+	cd hack/tools/helm && go mod tidy -diff
 
 .PHONY: envtest
 envtest: ## Build the test control plane (etcd, kube-apiserver, kube-controller-manager, kubectl) into bin/k8s/.
 	@hack/setup-envtest.sh >/dev/null
 
 .PHONY: test
-test: manifests generate envtest ## Run all tests: unit, simulator, envtest suites, Argo CD health, alerts, e2e.
+test: manifests generate envtest chart-tool ## Run all tests: unit, simulator, envtest suites, Argo CD health, alerts, e2e, the Helm chart.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test -race -count=1 -timeout 20m $(RACE_PKGS)
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test -count=1 -timeout 20m $$(go list ./... | grep -v -e /internal/ -e /controllers)
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" CHART_TOOL="$(CHART_TOOL)" go test -count=1 -timeout 20m $$(go list ./... | grep -v -e /internal/ -e /controllers)
 
 FUZZTIME ?= 10s
 .PHONY: fuzz
@@ -78,8 +83,8 @@ test-faults: envtest ## Crashes, API faults, leader change, API server restart, 
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test -tags faults -count=1 -timeout 20m -v ./test/faults/
 
 .PHONY: test-e2e
-test-e2e: manifests envtest ## Install config/default on the local control plane and run the manager as its ServiceAccount.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test -count=1 -timeout 10m -v ./test/e2e/
+test-e2e: manifests envtest chart-tool ## Install config/default, then the Helm chart, on the local control plane and run the manager as its ServiceAccount.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" CHART_TOOL="$(CHART_TOOL)" go test -count=1 -timeout 10m -v ./test/e2e/...
 
 .PHONY: demo
 demo: ## Run the operator locally against the simulator with the samples (DEMO_ARGS=--once to exit).
@@ -124,6 +129,13 @@ undeploy: ## Remove the operator from the current cluster.
 controller-gen: $(CONTROLLER_GEN)
 $(CONTROLLER_GEN):
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+
+# Always run: go build is a no-op when nothing changed, and rebuilds when hack/tools/helm did.
+# The flags match hack/setup-envtest.sh's, so the k8s.io packages both build are shared in the
+# build cache.
+.PHONY: chart-tool
+chart-tool: ## Build bin/chart-tool: renders and lints charts/ with the Helm Go SDK (module hack/tools/helm).
+	cd hack/tools/helm && CGO_ENABLED=0 go build -trimpath -o $(CHART_TOOL) .
 
 .PHONY: golangci-lint
 golangci-lint: $(GOLANGCI_LINT)
