@@ -1,9 +1,6 @@
 package chart
 
 import (
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -64,47 +61,11 @@ func TestServerSideDryRun(t *testing.T) {
 	}
 }
 
-// secretsRoleFixture is config/rbac/secret_role.yaml of the target design (the Secret rules
-// in a ClusterRole of their own, bound cluster-wide by config/default), for as long as
-// config/rbac has no such file.
-const secretsRoleFixture = `apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: manager-secrets-role
-rules:
-- apiGroups: [""]
-  resources: [secrets]
-  verbs: [create, delete, get, list, patch, update, watch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: manager-secrets-rolebinding
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: manager-secrets-role
-subjects:
-- kind: ServiceAccount
-  name: controller-manager
-  namespace: system
-`
-
 // TestWatchNamespacesBindSecretsPerNamespace: with watchNamespaces, the manager runs with
 // --watch-namespaces and is bound to the Secret rules (config/rbac's manager-secrets-role) by
-// a RoleBinding in each watched namespace instead of a ClusterRoleBinding. Until config/rbac
-// splits the Secret rules out, a copy of the chart with the fixture above is rendered.
+// a RoleBinding in each watched namespace instead of a ClusterRoleBinding.
 func TestWatchNamespacesBindSecretsPerNamespace(t *testing.T) {
 	dir := chartDir
-	if _, err := os.Stat(filepath.Join(chartDir, "files", "rbac", "secret_role.yaml")); err != nil {
-		dir = filepath.Join(t.TempDir(), "fifteenth-operator")
-		if out, err := exec.Command("cp", "-r", chartDir, dir).CombinedOutput(); err != nil {
-			t.Fatalf("cp: %v: %s", err, out)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "files", "rbac", "secret_role.yaml"), []byte(secretsRoleFixture), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for _, c := range []struct {
 		set  string
 		want map[string]string

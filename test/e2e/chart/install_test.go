@@ -126,6 +126,25 @@ func TestInstallRunAndSecondRelease(t *testing.T) {
 		return linkValid(srv.URL, string(link))
 	})
 
+	// The aggregated roles extend the built-in ones: whoever may edit a namespace may edit
+	// its PartnerAccounts and LoginLinks, and a viewer may read them (never their Secrets).
+	mustK(t, "create", "rolebinding", "editor", "--clusterrole=edit", "--user=editor", "-n", appNS)
+	mustK(t, "create", "rolebinding", "viewer", "--clusterrole=view", "--user=viewer", "-n", appNS)
+	eventually(t, "fifteenth-edit and fifteenth-view aggregated into edit and view", 30*time.Second, func() error {
+		for _, c := range []struct{ user, verb, resource, want string }{
+			{"editor", "create", "partneraccounts.partners.fifteenth.com", "yes"},
+			{"editor", "delete", "loginlinks.partners.fifteenth.com", "yes"},
+			{"viewer", "list", "loginlinks.partners.fifteenth.com", "yes"},
+			{"viewer", "create", "partneraccounts.partners.fifteenth.com", "no"},
+		} {
+			out, _ := k("auth", "can-i", c.verb, c.resource, "-n", appNS, "--as", c.user)
+			if strings.TrimSpace(out) != c.want {
+				return fmt.Errorf("%s may %s %s: %q, want %q", c.user, c.verb, c.resource, strings.TrimSpace(out), c.want)
+			}
+		}
+		return nil
+	})
+
 	// A second release in another namespace, watching another namespace, with the
 	// cluster-wide shared objects (CRDs, aggregated roles) left to the first.
 	before := resourceVersions(t, first)

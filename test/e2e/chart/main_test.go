@@ -61,7 +61,7 @@ func run(m *testing.M) int {
 	kubectl = filepath.Join(testenv.AssetsDir(), "kubectl")
 	code := m.Run()
 	if env != nil {
-		if err := env.Stop(); err != nil {
+		if err := testenv.Stop(env); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 		}
 	}
@@ -79,7 +79,11 @@ var (
 func cluster(t *testing.T) {
 	t.Helper()
 	startOnce.Do(func() {
-		if env, _, startError = testenv.StartWith(testenv.Options{}); startError != nil {
+		// As strict clusters run: owner references checked, the garbage collector and the
+		// ClusterRole aggregation controller at work.
+		if env, _, startError = testenv.StartWith(testenv.Options{
+			ControllerManager: true, AdmissionPlugins: []string{"OwnerReferencesPermissionEnforcement"},
+		}); startError != nil {
 			return
 		}
 		admin = filepath.Join(tmp, "admin.kubeconfig")
