@@ -125,7 +125,7 @@ func TestOperatorAsItsUsersRunIt(t *testing.T) {
 	e.eventually("LoginLinks and Secrets garbage-collected", 60*time.Second, func() error {
 		for _, obj := range []string{"loginlink/john-doe-holder", "loginlink/john-doe-spouse", "secret/john-doe-login-link", "secret/john-doe-spouse-login-link"} {
 			if out, err := e.k("get", obj, "-n", ns, "--ignore-not-found", "-o", "name"); err != nil || strings.TrimSpace(out) != "" {
-				return fmt.Errorf("%s still there (%v)", obj, err)
+				return fmt.Errorf("%s still there (%w)", obj, err)
 			}
 		}
 		return nil
