@@ -111,6 +111,17 @@ func TestOperatorAsItsUsersRunIt(t *testing.T) {
 
 	// User story: deleting a PartnerAccount leaves the client's Fifteenth account.
 	e.must("delete", "partneraccount", "john-doe", "-n", ns)
+	// kube-controller-manager's garbage collector removes its LoginLinks and their Secrets.
+	e.eventually("LoginLinks and Secrets garbage-collected", 60*time.Second, func() error {
+		for _, obj := range []string{"loginlink/john-doe-holder", "loginlink/john-doe-spouse", "secret/john-doe-login-link", "secret/john-doe-spouse-login-link"} {
+			if out, err := e.k("get", obj, "-n", ns, "--ignore-not-found", "-o", "name"); err != nil || strings.TrimSpace(out) != "" {
+				return fmt.Errorf("%s still there (%w)", obj, err)
+			}
+		}
+		return nil
+	})
+
+	// ... and the Fifteenth account stays, once the garbage collector has done its work.
 	var accounts []sim.Account
 	r2, err := http.Get(e.simURL + "/_sim/accounts")
 	if err != nil {
@@ -121,15 +132,6 @@ func TestOperatorAsItsUsersRunIt(t *testing.T) {
 	if len(accounts) != 3 {
 		t.Fatalf("%d accounts in the simulator after deleting a PartnerAccount, want 3", len(accounts))
 	}
-	// kube-controller-manager's garbage collector removes its LoginLinks and their Secrets.
-	e.eventually("LoginLinks and Secrets garbage-collected", 60*time.Second, func() error {
-		for _, obj := range []string{"loginlink/john-doe-holder", "loginlink/john-doe-spouse", "secret/john-doe-login-link", "secret/john-doe-spouse-login-link"} {
-			if out, err := e.k("get", obj, "-n", ns, "--ignore-not-found", "-o", "name"); err != nil || strings.TrimSpace(out) != "" {
-				return fmt.Errorf("%s still there (%w)", obj, err)
-			}
-		}
-		return nil
-	})
 
 	m.stop(t)
 	e.noForbiddenNorLink(m.logs.String())

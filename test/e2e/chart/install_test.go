@@ -165,6 +165,22 @@ func TestInstallRunAndSecondRelease(t *testing.T) {
 			t.Errorf("both releases render %s", key(o))
 		}
 	}
+	// The second release's manager may touch Secrets only in the namespace it watches, and
+	// get (not list) them in its own namespace, where ClusterPartnerConfigs' keys live.
+	sa := "system:serviceaccount:" + secondNS + ":team-b-fifteenth-operator-controller-manager"
+	for _, c := range []struct{ verb, ns, want string }{
+		{"create", "team-b-apps", "yes"},
+		{"list", "team-b-apps", "yes"},
+		{"get", secondNS, "yes"},
+		{"list", secondNS, "no"},
+		{"get", appNS, "no"},
+		{"get", releaseNS, "no"},
+	} {
+		out, _ := k("auth", "can-i", c.verb, "secrets", "-n", c.ns, "--as", sa)
+		if strings.TrimSpace(out) != c.want {
+			t.Errorf("the second release's manager may %s Secrets in %s: %q, want %q", c.verb, c.ns, strings.TrimSpace(out), c.want)
+		}
+	}
 	if after := resourceVersions(t, first); jsonString(after) != jsonString(before) {
 		t.Errorf("the second release changed objects of the first:\nbefore %v\nafter  %v", before, after)
 	}

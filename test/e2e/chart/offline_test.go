@@ -71,6 +71,9 @@ func TestSchemaRejectsUnknownKeys(t *testing.T) {
 		{"networkPolicy.egress=true", "additional properties 'egress'"},
 		{"watchNamespaces=team-a", "got string, want array"},
 		{"image.pullPolicy=Sometimes", "pullPolicy"},
+		// Values the schema admits but the chart refuses, with a reason.
+		{"replicaCount=2,leaderElection.enabled=false", "replicaCount > 1 needs leaderElection.enabled"},
+		{"readOnly=true", "no --read-only flag"},
 	} {
 		_, err := chart("template", "--set", c.set, chartDir)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
