@@ -91,9 +91,22 @@ func TestInstallRunAndSecondRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &testenv.LogBuffer{}
-	cmd := exec.Command(manager, "--kubeconfig", saKubeconfig, "--api-url", srv.URL, "--api-key-file", keyFile,
-		"--leader-elect", "--leader-election-namespace", releaseNS,
-		"--metrics-bind-address", "0", "--health-probe-bind-address", "127.0.0.1:0")
+	// The manager runs with the args of the rendered Deployment, where only what differs out
+	// of cluster is replaced: the API's URL (the simulator), the key file, loopback addresses.
+	args := []string{"--kubeconfig", saKubeconfig, "--leader-election-namespace", releaseNS}
+	for _, a := range deploymentArgs(t, first) {
+		switch name := strings.SplitN(a, "=", 2)[0]; name {
+		case "--api-url":
+			a = name + "=" + srv.URL
+		case "--api-key-file":
+			a = name + "=" + keyFile
+		case "--metrics-bind-address", "--health-probe-bind-address":
+			a = name + "=127.0.0.1:0"
+		}
+		args = append(args, a)
+	}
+	cmd := exec.Command(manager, args...)
+	cmd.Env = append(os.Environ(), "POD_NAMESPACE="+releaseNS) // the Deployment's downward API
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -219,4 +232,36 @@ func writeTokenKubeconfig(t *testing.T, path, token string) {
 	if err := clientcmd.WriteToFile(*out, path); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// deploymentArgs returns the manager container's args of the Deployment in manifest.
+func deploymentArgs(t *testing.T, manifest string) []string {
+	t.Helper()
+	for _, o := range parse(t, manifest) {
+		if str(o, "kind") != "Deployment" {
+			continue
+		}
+		var d struct {
+			Spec struct {
+				Template struct {
+					Spec struct {
+						Containers []struct {
+							Name string   `json:"name"`
+							Args []string `json:"args"`
+						} `json:"containers"`
+					} `json:"spec"`
+				} `json:"template"`
+			} `json:"spec"`
+		}
+		if err := json.Unmarshal([]byte(jsonString(o)), &d); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range d.Spec.Template.Spec.Containers {
+			if c.Name == "manager" {
+				return c.Args
+			}
+		}
+	}
+	t.Fatal("no manager container in the rendered Deployment")
+	return nil
 }
