@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
@@ -103,4 +105,23 @@ func WriteAdminKubeconfig(env *envtest.Environment, path string) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// WriteTokenKubeconfig writes to path a kubeconfig for the cluster of the admin kubeconfig
+// that authenticates with token (a ServiceAccount's: RBAC then applies to its user).
+func WriteTokenKubeconfig(admin, path, token string) error {
+	cfg, err := clientcmd.LoadFromFile(admin)
+	if err != nil {
+		return err
+	}
+	ctx := cfg.Contexts[cfg.CurrentContext]
+	if ctx == nil {
+		return fmt.Errorf("%s: no current context", admin)
+	}
+	out := clientcmdapi.NewConfig()
+	out.Clusters["c"] = cfg.Clusters[ctx.Cluster]
+	out.AuthInfos["sa"] = &clientcmdapi.AuthInfo{Token: token}
+	out.Contexts["sa"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "sa"}
+	out.CurrentContext = "sa"
+	return clientcmd.WriteToFile(*out, path)
 }

@@ -26,9 +26,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth/sim"
 	"github.com/fifteenth/fifteenth-operator/internal/testenv"
@@ -150,17 +147,7 @@ func (e *e2e) token(namespace, sa string) string {
 func (e *e2e) tokenKubeconfig(namespace, sa string) string {
 	e.t.Helper()
 	path := filepath.Join(e.t.TempDir(), "sa.kubeconfig")
-	cfg, err := clientcmd.LoadFromFile(cluster.admin)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	ctx := cfg.Contexts[cfg.CurrentContext]
-	out := clientcmdapi.NewConfig()
-	out.Clusters["c"] = cfg.Clusters[ctx.Cluster]
-	out.AuthInfos["sa"] = &clientcmdapi.AuthInfo{Token: e.token(namespace, sa)}
-	out.Contexts["sa"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "sa"}
-	out.CurrentContext = "sa"
-	if err := clientcmd.WriteToFile(*out, path); err != nil {
+	if err := testenv.WriteTokenKubeconfig(cluster.admin, path, e.token(namespace, sa)); err != nil {
 		e.t.Fatal(err)
 	}
 	return path

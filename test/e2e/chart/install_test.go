@@ -14,9 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth/sim"
 	"github.com/fifteenth/fifteenth-operator/internal/testenv"
 )
@@ -78,7 +75,9 @@ func TestInstallRunAndSecondRelease(t *testing.T) {
 	// RBAC applies to it.
 	token := strings.TrimSpace(mustK(t, "create", "token", "fifteenth-operator-controller-manager", "-n", releaseNS, "--duration=1h"))
 	saKubeconfig := filepath.Join(dir, "sa.kubeconfig")
-	writeTokenKubeconfig(t, saKubeconfig, token)
+	if err := testenv.WriteTokenKubeconfig(admin, saKubeconfig, token); err != nil {
+		t.Fatal(err)
+	}
 	s := sim.New(sim.Config{})
 	srv := httptest.NewServer(s)
 	defer srv.Close()
@@ -214,24 +213,6 @@ func linkValid(simURL, link string) error {
 		return fmt.Errorf("link is %q", st.State)
 	}
 	return nil
-}
-
-// writeTokenKubeconfig writes a kubeconfig for the admin's cluster authenticating with token.
-func writeTokenKubeconfig(t *testing.T, path, token string) {
-	t.Helper()
-	cfg, err := clientcmd.LoadFromFile(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := cfg.Contexts[cfg.CurrentContext]
-	out := clientcmdapi.NewConfig()
-	out.Clusters["c"] = cfg.Clusters[c.Cluster]
-	out.AuthInfos["sa"] = &clientcmdapi.AuthInfo{Token: token}
-	out.Contexts["sa"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "sa"}
-	out.CurrentContext = "sa"
-	if err := clientcmd.WriteToFile(*out, path); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // deploymentArgs returns the manager container's args of the Deployment in manifest.
