@@ -210,7 +210,8 @@ func (r *PartnerAccountReconciler) ensureAccount(ctx context.Context, pa, origin
 	if fresh.ResourceVersion != pa.ResourceVersion {
 		return ctrl.Result{RequeueAfter: minRequeue}, true, nil
 	}
-	if going, err := namespaceGoing(ctx, r.APIReader, pa.Namespace); err != nil || going {
+	// The namespace again, from the cache (see LoginLinkReconciler.generate for why not live).
+	if going, err := namespaceGoing(ctx, r.Client, pa.Namespace); err != nil || going {
 		return ctrl.Result{}, true, err
 	}
 	// A lost claim costs no call to look at again (the claim is checked in the cache first),
