@@ -23,13 +23,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
 	"github.com/fifteenth/fifteenth-operator/controllers"
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
 	"github.com/fifteenth/fifteenth-operator/internal/metrics"
+	"github.com/fifteenth/fifteenth-operator/internal/metricsauth"
 	"github.com/fifteenth/fifteenth-operator/internal/partnerconfig"
 )
 
@@ -247,7 +247,7 @@ func metricsOptions(o options) metricsserver.Options {
 		return metricsserver.Options{BindAddress: o.metricsAddr}
 	}
 	return metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: true, CertDir: o.metricsCertDir,
-		FilterProvider: filters.WithAuthenticationAndAuthorization}
+		FilterProvider: metricsauth.Provider}
 }
 
 // exitUnlessSynced ends the process when the caches have not synced within timeout: idling
