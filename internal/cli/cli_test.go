@@ -385,13 +385,23 @@ func TestRenewNames(t *testing.T) {
 	w.g.Expect(w.annotation(w.ns, "jane-spouse")).To(BeEmpty())
 	w.g.Expect(w.annotation(w.ns, "other")).To(BeEmpty())
 
+	// pa/NAME: the PartnerAccount's own LoginLinks that are not superseded, and the ones that
+	// hold its users (jane-old, not its own, once status.users says it holds Jane).
 	w.now = w.now.Add(time.Minute)
 	out, _, err = w.run("renew", "pa/jane", "-n", w.ns)
 	w.g.Expect(err).NotTo(HaveOccurred())
 	w.g.Expect(out).To(ContainSubstring("jane-holder"))
 	w.g.Expect(w.annotation(w.ns, "jane-holder")).To(Equal(w.now.Format(time.RFC3339)))
 	w.g.Expect(w.annotation(w.ns, "jane-spouse")).To(Equal(w.now.Format(time.RFC3339)))
-	w.g.Expect(w.annotation(w.ns, "jane-old")).To(Equal(want), "not owned by the PartnerAccount")
+	w.g.Expect(w.annotation(w.ns, "jane-old")).To(Equal(want), "neither owned by the PartnerAccount nor holding a user")
+	pa := &partnersv1.PartnerAccount{}
+	w.g.Expect(k8s.Get(w.ctx, client.ObjectKey{Namespace: w.ns, Name: "jane"}, pa)).To(Succeed())
+	pa.Status.Users[0].HeldBy = "jane-old"
+	w.g.Expect(k8s.Status().Update(w.ctx, pa)).To(Succeed())
+	w.now = w.now.Add(time.Minute)
+	_, _, err = w.run("renew", "pa/jane", "-n", w.ns)
+	w.g.Expect(err).NotTo(HaveOccurred())
+	w.g.Expect(w.annotation(w.ns, "jane-old")).To(Equal(w.now.Format(time.RFC3339)))
 
 	// A missing name changes nothing at all.
 	w.now = w.now.Add(time.Minute)

@@ -42,8 +42,9 @@ func newRenewCommand(e *env) *cobra.Command {
 		Long: `renew sets the annotation ` + partnersv1.AnnotationRenewRequestedAt + ` to the current time on
 LoginLinks; the operator then generates one new link for each (which invalidates the user's
 previous link), or retries once a LoginLink whose last attempt failed. pa/NAME stands for the
-LoginLinks a PartnerAccount owns (<name>-holder and <name>-spouse). A superseded LoginLink calls
-nothing while another LoginLink holds its user.
+LoginLinks that hold the PartnerAccount's users (status.users[].heldBy) and its own LoginLinks
+(<name>-holder, <name>-spouse) that are not superseded. A superseded LoginLink calls nothing
+while another LoginLink holds its user.
 
 The API allows 10 links per account per hour: renew warns when the links generated in the last
 hour (as status.generatedAt shows them) plus the ones requested would exceed that.`,
@@ -197,18 +198,24 @@ func (r *renew) targets(ctx context.Context, f *renewFlags, args []string, all [
 			}
 			return nil, fmt.Errorf("cannot read partneraccount %s/%s: %w", r.ns, name, err)
 		}
-		owned := 0
+		// The LoginLinks that hold the account's users, and the PartnerAccount's own ones
+		// that are not superseded (a user nobody holds yet).
+		before := len(out)
 		for _, ll := range all {
-			if metav1.IsControlledBy(&ll, pa) {
+			if ll.Namespace == pa.Namespace && (holds(pa, ll.Name) || (metav1.IsControlledBy(&ll, pa) && !superseded(&ll))) {
 				add(ll)
-				owned++
 			}
 		}
-		if owned == 0 {
-			return nil, fmt.Errorf("partneraccount %q owns no LoginLink yet: nothing was asked", name)
+		if len(out) == before {
+			return nil, fmt.Errorf("partneraccount %q has no LoginLink to renew yet: nothing was asked", name)
 		}
 	}
 	return out, nil
+}
+
+// holds reports whether the PartnerAccount's status names LoginLink name as a user's holder.
+func holds(pa *partnersv1.PartnerAccount, name string) bool {
+	return slices.ContainsFunc(pa.Status.Users, func(u partnersv1.AccountUserStatus) bool { return u.HeldBy == name })
 }
 
 // superseded reports whether a LoginLink is Ready=False Superseded.

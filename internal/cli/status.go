@@ -258,9 +258,12 @@ func (s *status) renewal(ll *partnersv1.LoginLink, pa *partnersv1.PartnerAccount
 	if r != nil && r.Policy == partnersv1.RenewalPolicyDisabled {
 		return "disabled: the link expires"
 	}
+	if superseded(ll) {
+		return "none while superseded"
+	}
 	out := when(s.now, ll.Status.RenewalTime)
-	if ll.Status.RenewBefore != nil && ll.Status.RenewalTime != nil {
-		out += ", " + duration.HumanDuration(ll.Status.RenewBefore.Duration) + " before expiry"
+	if ll.Status.RenewalTime != nil && ll.Status.ExpiresAt != nil && ll.Status.ExpiresAt.After(ll.Status.RenewalTime.Time) {
+		out += ", " + duration.HumanDuration(ll.Status.ExpiresAt.Sub(ll.Status.RenewalTime.Time)) + " before expiry"
 	}
 	return out
 }
@@ -306,14 +309,21 @@ func (s *status) loginLink(ctx context.Context, out io.Writer, name string) erro
 	}
 	fmt.Fprintf(w, "Secret:\t%s\n", secretState(ll, secret, serr))
 	fmt.Fprintf(w, "Generated:\t%s\n", when(s.now, ll.Status.GeneratedAt))
-	fmt.Fprintf(w, "Expires:\t%s\n", when(s.now, ll.Status.ExpiresAt))
+	expires := when(s.now, ll.Status.ExpiresAt)
+	if secret != nil && secret.Annotations[partnersv1.AnnotationHeldBy] != "" && ll.Status.ExpiresAt != nil {
+		expires += ", invalidated by the holder's generation"
+	}
+	fmt.Fprintf(w, "Expires:\t%s\n", expires)
 	fmt.Fprintf(w, "Next renewal:\t%s\n", s.renewal(ll, pa))
 	if ll.Status.LastFailureTime != nil {
 		fmt.Fprintf(w, "Last failure:\t%s\n", when(s.now, ll.Status.LastFailureTime))
 	}
 	if v := ll.Annotations[partnersv1.AnnotationRenewRequestedAt]; v != "" {
 		state := "done"
-		if renewPending(ll) {
+		switch {
+		case renewPending(ll) && superseded(ll):
+			state = "not acted on while superseded"
+		case renewPending(ll):
 			state = "pending"
 		}
 		fmt.Fprintf(w, "Renew request:\t%s (%s)\n", v, state)
@@ -412,11 +422,18 @@ func (s *status) partnerAccount(ctx context.Context, out io.Writer, name string)
 			ready = string(lc.Status) + " " + lc.Reason
 		}
 		renews := short(s.now, ll.Status.RenewalTime)
-		if r := s.renewal(ll, pa); strings.HasPrefix(r, "disabled") {
+		switch r := s.renewal(ll, pa); {
+		case strings.HasPrefix(r, "disabled"):
 			renews = "disabled"
+		case superseded(ll):
+			renews = "-"
+		}
+		expires := short(s.now, ll.Status.ExpiresAt)
+		if secret != nil && secret.Annotations[partnersv1.AnnotationHeldBy] != "" {
+			expires = "invalidated"
 		}
 		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ll.Name, userOf(ll), elected, ready, secretState(ll, secret, serr),
-			short(s.now, ll.Status.GeneratedAt), short(s.now, ll.Status.ExpiresAt), renews)
+			short(s.now, ll.Status.GeneratedAt), expires, renews)
 		if h := hint(lc); h != "" && lc.Reason != partnersv1.ReasonSuperseded {
 			hintLines = append(hintLines, fmt.Sprintf("  %s (%s): %s", ll.Name, lc.Reason, h))
 		}
