@@ -92,10 +92,23 @@ demo: ## Run the operator locally against the simulator with the samples (DEMO_A
 
 ##@ Build
 
+# The version kubectl-fifteenth reports (kubectl fifteenth version).
+PLUGIN_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+# Where make install-plugin puts kubectl-fifteenth: a directory on PATH, where kubectl finds it.
+INSTALL_DIR ?= $(HOME)/.local/bin
+
 .PHONY: build
-build: ## Build the manager and the simulator into bin/.
+build: ## Build the manager, the simulator and the kubectl plugin (kubectl-fifteenth) into bin/.
 	go build -o $(LOCALBIN)/manager .
 	go build -o $(LOCALBIN)/fifteenth-sim ./hack/fifteenth-sim
+	go build -ldflags "-X github.com/fifteenth/fifteenth-operator/internal/cli.Version=$(PLUGIN_VERSION)" -o $(LOCALBIN)/kubectl-fifteenth ./cmd/kubectl-fifteenth
+
+.PHONY: install-plugin
+install-plugin: build ## Copy bin/kubectl-fifteenth into INSTALL_DIR (default ~/.local/bin), for `kubectl fifteenth`.
+	install -d "$(INSTALL_DIR)"
+	install -m 0755 $(LOCALBIN)/kubectl-fifteenth "$(INSTALL_DIR)/kubectl-fifteenth"
+	@echo "Installed $(INSTALL_DIR)/kubectl-fifteenth: run kubectl fifteenth --help"
+	@case ":$$PATH:" in *":$(INSTALL_DIR):"*) ;; *) echo "Warning: $(INSTALL_DIR) is not on PATH: add it, or run make install-plugin INSTALL_DIR=<a directory on PATH>";; esac
 
 .PHONY: run
 run: ## Run the manager against the current kubeconfig.
