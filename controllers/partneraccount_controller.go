@@ -581,8 +581,12 @@ func (r *PartnerAccountReconciler) failed(pa *partnersv1.PartnerAccount, reason,
 	}
 }
 
+// setReady sets the Ready condition (and Reconciling and Stalled from it) and reports whether
+// its status or reason changed.
 func (r *PartnerAccountReconciler) setReady(pa *partnersv1.PartnerAccount, ready bool, reason, msg string) bool {
-	return setReadyCondition(&pa.Status.Conditions, &pa.Status.ObservedGeneration, pa.Generation, ready, reason, msg)
+	changed := setReadyCondition(&pa.Status.Conditions, &pa.Status.ObservedGeneration, pa.Generation, ready, reason, msg)
+	setProgressConditions(&pa.Status.Conditions, pa.Generation, ready, reason, msg)
+	return changed
 }
 
 // SetupWithManager registers the controller. Besides its own spec, it reacts to the

@@ -1,7 +1,18 @@
 package v1alpha1
 
-// ConditionReady is the one condition both kinds carry.
-const ConditionReady = "Ready"
+// Conditions of LoginLinks and PartnerAccounts. Ready is the summary; Reconciling and Stalled
+// are the abnormal-true conditions kstatus (Flux, cli-utils) reads, derived from Ready's reason
+// and present only while True.
+const (
+	// ConditionReady is the one condition every kind carries.
+	ConditionReady = "Ready"
+	// ConditionReconciling is True while the operator works towards Ready and retries on its
+	// own (waiting for the account, a rate limit, an API outage).
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is True on a failure that no retry fixes: a change of the spec or of
+	// another object (a Secret, a grant, a conflicting object) is needed.
+	ConditionStalled = "Stalled"
+)
 
 // Reasons of the Ready condition. They are part of the API: alerts and Argo CD health checks
 // match on them.
