@@ -184,6 +184,7 @@ func (r *PartnerAccountReconciler) ensureLoginLink(ctx context.Context, pa *part
 			return conflict
 		}
 		ll.Spec = want
+		propagateRenewRequest(pa, ll)
 		return controllerutil.SetControllerReference(pa, ll, r.Scheme())
 	})
 	if errors.As(err, &conflict) {
@@ -589,7 +590,8 @@ func (r *PartnerAccountReconciler) setReady(pa *partnersv1.PartnerAccount, ready
 	return changed
 }
 
-// SetupWithManager registers the controller. Besides its own spec, it reacts to the
+// SetupWithManager registers the controller. Besides its own spec (and its renew-requested-at
+// annotation, which it passes on to its LoginLinks), it reacts to the
 // LoginLinks that hold its users or take the names it needs, and to the PartnerAccounts that
 // claim the account it waits for.
 func (r *PartnerAccountReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
@@ -598,7 +600,7 @@ func (r *PartnerAccountReconciler) SetupWithManager(mgr ctrl.Manager, opts contr
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("partneraccount").
-		For(&partnersv1.PartnerAccount{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&partnersv1.PartnerAccount{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, renewRequestChanged))).
 		Owns(&partnersv1.LoginLink{}).
 		Watches(&partnersv1.LoginLink{}, handler.EnqueueRequestsFromMapFunc(r.ofLoginLink)).
 		Watches(&partnersv1.PartnerAccount{}, handler.EnqueueRequestsFromMapFunc(r.waitingFor)).

@@ -81,7 +81,8 @@ const (
 // Annotations and labels of the operator.
 const (
 	// AnnotationRenewRequestedAt on a LoginLink asks for a renewal now: an RFC 3339 time later
-	// than status.generatedAt triggers one generation.
+	// than status.generatedAt triggers one generation. On a PartnerAccount it is copied to the
+	// LoginLinks it owns (holder and spouse) when later than theirs.
 	AnnotationRenewRequestedAt = "partners.fifteenth.com/renew-requested-at"
 	// AnnotationHeldBy on a superseded LoginLink's Secret names the LoginLink that holds the
 	// user now; the Secret's login_link was removed because that LoginLink's generation
