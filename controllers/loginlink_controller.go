@@ -505,9 +505,12 @@ func stamp(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
-// setReady sets the Ready condition and reports whether its status or reason changed.
+// setReady sets the Ready condition (and Reconciling and Stalled from it) and reports whether
+// its status or reason changed.
 func (r *LoginLinkReconciler) setReady(ll *partnersv1.LoginLink, ready bool, reason, msg string) bool {
-	return setReadyCondition(&ll.Status.Conditions, &ll.Status.ObservedGeneration, ll.Generation, ready, reason, msg)
+	changed := setReadyCondition(&ll.Status.Conditions, &ll.Status.ObservedGeneration, ll.Generation, ready, reason, msg)
+	setProgressConditions(&ll.Status.Conditions, ll.Generation, ready, reason, msg)
+	return changed
 }
 
 // patchStatus writes obj's status, the one status write of a pass. The optimistic lock keeps a

@@ -184,6 +184,7 @@ func (r *PartnerAccountReconciler) ensureLoginLink(ctx context.Context, pa *part
 			return conflict
 		}
 		ll.Spec = want
+		propagateRenewRequest(pa, ll)
 		return controllerutil.SetControllerReference(pa, ll, r.Scheme())
 	})
 	if errors.As(err, &conflict) {
@@ -582,11 +583,16 @@ func (r *PartnerAccountReconciler) failed(pa *partnersv1.PartnerAccount, reason,
 	}
 }
 
+// setReady sets the Ready condition (and Reconciling and Stalled from it) and reports whether
+// its status or reason changed.
 func (r *PartnerAccountReconciler) setReady(pa *partnersv1.PartnerAccount, ready bool, reason, msg string) bool {
-	return setReadyCondition(&pa.Status.Conditions, &pa.Status.ObservedGeneration, pa.Generation, ready, reason, msg)
+	changed := setReadyCondition(&pa.Status.Conditions, &pa.Status.ObservedGeneration, pa.Generation, ready, reason, msg)
+	setProgressConditions(&pa.Status.Conditions, pa.Generation, ready, reason, msg)
+	return changed
 }
 
-// SetupWithManager registers the controller. Besides its own spec, it reacts to the
+// SetupWithManager registers the controller. Besides its own spec (and its renew-requested-at
+// annotation, which it passes on to its LoginLinks), it reacts to the
 // LoginLinks that hold its users or take the names it needs, and to the PartnerAccounts that
 // claim the account it waits for.
 func (r *PartnerAccountReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
@@ -595,7 +601,7 @@ func (r *PartnerAccountReconciler) SetupWithManager(mgr ctrl.Manager, opts contr
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("partneraccount").
-		For(&partnersv1.PartnerAccount{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&partnersv1.PartnerAccount{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, renewRequestChanged))).
 		Owns(&partnersv1.LoginLink{}).
 		Watches(&partnersv1.LoginLink{}, handler.EnqueueRequestsFromMapFunc(r.ofLoginLink)).
 		Watches(&partnersv1.PartnerAccount{}, handler.EnqueueRequestsFromMapFunc(r.waitingFor)).

@@ -1,7 +1,18 @@
 package v1alpha1
 
-// ConditionReady is the one condition both kinds carry.
-const ConditionReady = "Ready"
+// Conditions of LoginLinks and PartnerAccounts. Ready is the summary; Reconciling and Stalled
+// are the abnormal-true conditions kstatus (Flux, cli-utils) reads, derived from Ready's reason
+// and present only while True.
+const (
+	// ConditionReady is the one condition every kind carries.
+	ConditionReady = "Ready"
+	// ConditionReconciling is True while the operator works towards Ready and retries on its
+	// own (waiting for the account, a rate limit, an API outage).
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is True on a failure that no retry fixes: a change of the spec or of
+	// another object (a Secret, a grant, a conflicting object) is needed.
+	ConditionStalled = "Stalled"
+)
 
 // Reasons of the Ready condition. They are part of the API: alerts and Argo CD health checks
 // match on them.
@@ -70,7 +81,8 @@ const (
 // Annotations and labels of the operator.
 const (
 	// AnnotationRenewRequestedAt on a LoginLink asks for a renewal now: an RFC 3339 time later
-	// than status.generatedAt triggers one generation.
+	// than status.generatedAt triggers one generation. On a PartnerAccount it is copied to the
+	// LoginLinks it owns (holder and spouse) when later than theirs.
 	AnnotationRenewRequestedAt = "partners.fifteenth.com/renew-requested-at"
 	// AnnotationHeldBy on a superseded LoginLink's Secret names the LoginLink that holds the
 	// user now; the Secret's login_link was removed because that LoginLink's generation

@@ -25,9 +25,7 @@ import (
 // the script returns {status, message}.
 func health(t *testing.T, script string, obj map[string]any) (string, string) {
 	t.Helper()
-	L := lua.NewState(lua.Options{SkipOpenLibs: false})
-	defer L.Close()
-	L.SetGlobal("obj", toLua(L, obj))
+	L := argoVM(t, obj)
 	if err := L.DoString(script); err != nil {
 		t.Fatalf("script failed: %v", err)
 	}
@@ -107,6 +105,8 @@ func TestHealthChecks(t *testing.T) {
 			{"suspended", ready(1, "False", "AccountSuspended", "account 12345 is suspended"), "Suspended", "AccountSuspended: account 12345 is suspended", 1},
 			{"waiting for the account", ready(1, "False", "AccountNotReady", "PartnerAccount \"a\" has no Fifteenth account yet"), "Progressing", "AccountNotReady: PartnerAccount \"a\" has no Fifteenth account yet", 1},
 			{"rate limited", ready(1, "False", "RateLimited", "next try at 11:30"), "Progressing", "RateLimited: next try at 11:30", 1},
+			{"paused", ready(1, "False", "Paused", "the paused annotation is set"), "Suspended", "Paused: the paused annotation is set", 1},
+			{"standby", ready(1, "False", "Standby", "read-only manager: would generate a link"), "Suspended", "Standby: read-only manager: would generate a link", 1},
 			{"superseded", ready(1, "False", "Superseded", "LoginLink a/b is newer and keeps the link"), "Suspended", "Superseded: LoginLink a/b is newer and keeps the link", 1},
 			{"account unverified", ready(1, "False", "AccountUnverified", "Retrieve Account answered 404"), "Degraded", "AccountUnverified: Retrieve Account answered 404", 1},
 			{"login link conflict", ready(1, "False", "LoginLinkConflict", "LoginLink a/holder is not owned by this PartnerAccount"), "Degraded", "LoginLinkConflict: LoginLink a/holder is not owned by this PartnerAccount", 1},
@@ -132,7 +132,7 @@ func TestEveryReasonHasAHealth(t *testing.T) {
 		"Generated": "Healthy", "Renewed": "Healthy", "LinkValid": "Healthy",
 		"Created": "Healthy", "Adopted": "Healthy", "AccountReady": "Healthy",
 		"AccountNotReady": "Progressing", "RateLimited": "Progressing",
-		"AccountSuspended": "Suspended", "Superseded": "Suspended",
+		"AccountSuspended": "Suspended", "Superseded": "Suspended", "Paused": "Suspended", "Standby": "Suspended",
 		"AccountNotFound": "Degraded", "UserNotFound": "Degraded", "InvalidRedirectURL": "Degraded",
 		"InvalidRequest": "Degraded", "APIUnavailable": "Degraded", "Unauthorized": "Degraded",
 		"Expired": "Degraded", "SecretConflict": "Degraded", "ValidationFailed": "Degraded",

@@ -1,0 +1,43 @@
+package controllers
+
+import (
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
+)
+
+// renewRequestChanged lets a change of the renew-requested-at annotation wake a
+// PartnerAccount, whose watch otherwise reacts to spec changes only.
+var renewRequestChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		k := partnersv1.AnnotationRenewRequestedAt
+		return e.ObjectOld.GetAnnotations()[k] != e.ObjectNew.GetAnnotations()[k]
+	},
+}
+
+// propagateRenewRequest copies a PartnerAccount's renew-requested-at annotation to a LoginLink
+// it owns when it is later than the LoginLink's own: the LoginLink then generates once, as if
+// it had been annotated itself. An older or malformed request is left out.
+func propagateRenewRequest(pa *partnersv1.PartnerAccount, ll *partnersv1.LoginLink) {
+	v := pa.Annotations[partnersv1.AnnotationRenewRequestedAt]
+	if !laterRenewRequest(v, ll.Annotations[partnersv1.AnnotationRenewRequestedAt]) {
+		return
+	}
+	if ll.Annotations == nil {
+		ll.Annotations = map[string]string{}
+	}
+	ll.Annotations[partnersv1.AnnotationRenewRequestedAt] = v
+}
+
+// laterRenewRequest reports whether v is an RFC 3339 time later than than (or than is not one).
+func laterRenewRequest(v, than string) bool {
+	at, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return false
+	}
+	prev, err := time.Parse(time.RFC3339Nano, than)
+	return err != nil || at.After(prev)
+}
