@@ -37,9 +37,11 @@ const (
 )
 
 // The targets are read with the APIReader (one uncached GET per target and pass) rather than
-// through an informer: a cluster-wide cache of every Deployment, StatefulSet and DaemonSet
-// would cost memory in proportion to the cluster, for objects read only after a new link.
-// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;patch
+// through an informer: a cache of every Deployment, StatefulSet and DaemonSet would cost
+// memory in proportion to the cluster, for objects read only when a LoginLink has a current
+// link. get and patch on them are granted with the Secrets, by the hand-written ClusterRole
+// in config/rbac/secret_role.yaml (not a marker), so that config/namespaced and the chart's
+// watchNamespaces bind them only in the watched namespaces.
 
 // restartNeeded decides whether a target must be restarted for the link generated at
 // generatedAt. Its restartedAt annotation only moves forward: a time at or after generatedAt
