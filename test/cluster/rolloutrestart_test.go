@@ -1,9 +1,8 @@
 package cluster_test
 
 import (
-	"time"
-
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
