@@ -1,6 +1,7 @@
 package controllers_test
 
 import (
+	"net/http"
 	"testing"
 	"time"
 
@@ -8,8 +9,10 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/transport"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -240,6 +243,51 @@ func TestRolloutRestartMissingTarget(t *testing.T) {
 	g.Expect(k8s.Get(ctx, h.key("missing"), sts)).To(Succeed())
 	g.Expect(sts.Generation).To(Equal(int64(1)), "created after the link: not restarted")
 	g.Expect(total(h.linkCalls())).To(Equal(2))
+}
+
+// RBAC forbids the manager (a user with every right it needs but none on apps) to read the
+// target: RolloutRestarted=False Forbidden and a Warning Event, Ready stays True, no second
+// generation, the Deployment untouched.
+func TestRolloutRestartForbidden(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	g := h.g
+	h.stopManager()
+	user := "fifteenth-no-apps-" + h.ns
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: user}, Rules: []rbacv1.PolicyRule{{
+		APIGroups: []string{"", "partners.fifteenth.com", "coordination.k8s.io", "events.k8s.io"},
+		Resources: []string{"*"}, Verbs: []string{"*"}}}}
+	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: user},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: user},
+		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}}}
+	g.Expect(k8s.Create(ctx, role)).To(Succeed())
+	g.Expect(k8s.Create(ctx, binding)).To(Succeed())
+	t.Cleanup(func() { _ = k8s.Delete(ctx, binding); _ = k8s.Delete(ctx, role) })
+	h.startSecondManager(func(rt http.RoundTripper) http.RoundTripper {
+		return transport.NewImpersonatingRoundTripper(transport.ImpersonationConfig{UserName: user}, rt)
+	})
+
+	web := deployment("web", nil)
+	h.create(web)
+	h.create(linkFor("denied", h.createAccount("denied@example.com"), func(s *partnersv1.LoginLinkSpec) {
+		s.RolloutRestartTargets = []partnersv1.RolloutRestartTarget{{Kind: "Deployment", Name: "web"}}
+	}))
+	h.expectLinkReason("denied", metav1.ConditionTrue, partnersv1.ReasonGenerated)
+	g.Eventually(func(g Gomega) {
+		c := restartedCondition(h.loginLink("denied"))
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(c.Reason).To(Equal(partnersv1.ReasonForbidden))
+		g.Expect(c.Message).To(ContainSubstring("Deployment/web"))
+	}).Should(Succeed())
+	g.Eventually(func() map[string]int { return h.events("denied") }).Should(HaveKey("RolloutRestartFailed"))
+	g.Consistently(func(g Gomega) {
+		s, _ := readyOf(h.loginLink("denied").Status.Conditions)
+		g.Expect(s).To(Equal(metav1.ConditionTrue))
+		g.Expect(total(h.linkCalls())).To(Equal(1))
+		n, at := h.workload(web)
+		g.Expect(n).To(Equal(int64(1)))
+		g.Expect(at).To(BeEmpty())
+	}).WithTimeout(2 * time.Second).Should(Succeed())
 }
 
 // A PartnerAccount gives its targets to the LoginLinks it makes.
