@@ -377,11 +377,17 @@ func (r *LoginLinkReconciler) reconcileHolds(ctx context.Context, s *linkScope) 
 // reconcileLink decides whether to generate, and generates or waits for the renewal time.
 func (r *LoginLinkReconciler) reconcileLink(ctx context.Context, s *linkScope) (ctrl.Result, bool, error) {
 	d := s.decision // decided in reconcileHolds; the election read nothing new
+	var res ctrl.Result
+	var err error
 	if d.Action == actionGenerate {
-		res, err := r.generate(ctx, s, d)
-		return res, true, err
+		res, err = r.generate(ctx, s, d)
+	} else {
+		res = r.ready(ctx, s, d)
 	}
-	return r.ready(ctx, s, d), true, nil
+	if err == nil {
+		err = r.reconcileRestarts(ctx, s) // after a new link, and after a crash that interrupted its restarts
+	}
+	return res, true, err
 }
 
 // ready reports a current link and schedules its renewal.

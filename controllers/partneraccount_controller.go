@@ -177,6 +177,8 @@ func (r *PartnerAccountReconciler) ensureLoginLink(ctx context.Context, pa *part
 		SendNotification: ptr.To(ls.SendNotification != nil && *ls.SendNotification),
 		Renewal:          ls.Renewal,
 		SecretName:       secretName,
+		// The holder's and the spouse's links each restart the targets once per new link.
+		RolloutRestartTargets: ls.RolloutRestartTargets,
 	}
 	conflict := &loginLinkConflict{name: name, role: role}
 	_, err := controllerutil.CreateOrUpdate(ctx, r.Client, ll, func() error {

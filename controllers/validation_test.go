@@ -50,6 +50,8 @@ func TestBadInputRefused(t *testing.T) {
 		{"pa bad secret name", "PartnerAccount", `{email: a@example.com, firstName: J, lastName: D, loginLink: {secretName: Bad_Name}}`, "spec.loginLink.secretName"},
 		{"pa negative renewBefore", "PartnerAccount", `{email: a@example.com, firstName: J, lastName: D, loginLink: {renewal: {renewBefore: -1h}}}`, "renewBefore must be a positive duration"},
 		{"pa unknown policy", "PartnerAccount", `{email: a@example.com, firstName: J, lastName: D, loginLink: {renewal: {policy: Often}}}`, "spec.loginLink.renewal.policy"},
+		{"pa target namespace", "PartnerAccount", `{email: a@example.com, firstName: J, lastName: D, loginLink: {rolloutRestartTargets: [{kind: Deployment, name: web, namespace: other}]}}`, "namespace must not be set"},
+		{"pa target kind", "PartnerAccount", `{email: a@example.com, firstName: J, lastName: D, loginLink: {rolloutRestartTargets: [{kind: CronJob, name: web}]}}`, "spec.loginLink.rolloutRestartTargets[0].kind"},
 		// LoginLink
 		{"ll neither account", "LoginLink", `{}`, "exactly one of spec.accountRef and spec.accountID must be set"},
 		{"ll both accounts", "LoginLink", `{accountRef: {name: a}, accountID: 1}`, "exactly one of spec.accountRef and spec.accountID must be set"},
@@ -68,6 +70,13 @@ func TestBadInputRefused(t *testing.T) {
 		{"ll unknown policy", "LoginLink", `{accountID: 1, renewal: {policy: Sometimes}}`, "spec.renewal.policy"},
 		{"ll bad secret name", "LoginLink", `{accountID: 1, secretName: UPPER}`, "spec.secretName"},
 		{"ll subject too long", "LoginLink", `{accountID: 1, notificationSettings: {customSubject: "` + strings.Repeat("s", 201) + `"}}`, "spec.notificationSettings.customSubject"},
+		{"ll target unknown kind", "LoginLink", `{accountID: 1, rolloutRestartTargets: [{kind: Job, name: web}]}`, "spec.rolloutRestartTargets[0].kind"},
+		{"ll target without kind", "LoginLink", `{accountID: 1, rolloutRestartTargets: [{name: web}]}`, "spec.rolloutRestartTargets[0].kind: Required value"},
+		{"ll target without name", "LoginLink", `{accountID: 1, rolloutRestartTargets: [{kind: Deployment}]}`, "spec.rolloutRestartTargets[0].name: Required value"},
+		{"ll target bad name", "LoginLink", `{accountID: 1, rolloutRestartTargets: [{kind: Deployment, name: Web_App}]}`, "spec.rolloutRestartTargets[0].name"},
+		{"ll target namespace", "LoginLink", `{accountID: 1, rolloutRestartTargets: [{kind: StatefulSet, name: db, namespace: other}]}`, "rolloutRestartTargets are in the LoginLink's namespace; namespace must not be set"},
+		{"ll target twice", "LoginLink", `{accountID: 1, rolloutRestartTargets: [{kind: Deployment, name: web}, {kind: Deployment, name: web}]}`, "Duplicate value"},
+		{"ll eleven targets", "LoginLink", `{accountID: 1, rolloutRestartTargets: [` + elevenTargets() + `]}`, "spec.rolloutRestartTargets: Too many"},
 	}
 	g.Expect(len(cases)).To(BeNumerically(">=", 30))
 	for i, tt := range cases {
@@ -96,4 +105,18 @@ func TestBadInputRefused(t *testing.T) {
 	got := &partnersv1.LoginLink{}
 	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(ok), got)).To(Succeed())
 	g.Expect(got.Spec).To(Equal(ok.Spec))
+
+	// The same name under two kinds is two targets.
+	two := &partnersv1.LoginLink{ObjectMeta: metav1.ObjectMeta{Name: "two-kinds", Namespace: ns}, Spec: partnersv1.LoginLinkSpec{
+		AccountID: &id, RolloutRestartTargets: []partnersv1.RolloutRestartTarget{{Kind: "Deployment", Name: "web"}, {Kind: "StatefulSet", Name: "web"}}}}
+	g.Expect(k8s.Create(ctx, two)).To(Succeed())
+}
+
+// elevenTargets is one target more than a LoginLink may have.
+func elevenTargets() string {
+	var out []string
+	for i := range 11 {
+		out = append(out, fmt.Sprintf("{kind: Deployment, name: web-%d}", i))
+	}
+	return strings.Join(out, ", ")
 }

@@ -78,8 +78,28 @@ const (
 	ReasonAccountExists = "AccountExists"
 )
 
+// ConditionRolloutRestarted says whether the LoginLink's spec.rolloutRestartTargets were
+// restarted for its current link. Absent when the LoginLink has no targets.
+const ConditionRolloutRestarted = "RolloutRestarted"
+
+// Reasons of the RolloutRestarted condition.
+const (
+	// ReasonRestarted: every target's pod template carries the current link's generation time.
+	ReasonRestarted = "Restarted"
+	// ReasonTargetNotFound: a target does not exist; it is tried again with backoff.
+	ReasonTargetNotFound = "TargetNotFound"
+	// ReasonForbidden: RBAC forbids the operator to read or patch a target.
+	ReasonForbidden = "Forbidden"
+	// ReasonPatchFailed: reading or patching a target failed otherwise.
+	ReasonPatchFailed = "PatchFailed"
+)
+
 // Annotations and labels of the operator.
 const (
+	// AnnotationRestartedAt on the pod template of a LoginLink's rollout restart target is
+	// the generation time of the newest link it was restarted for (RFC 3339); the operator
+	// only moves it forward.
+	AnnotationRestartedAt = "partners.fifteenth.com/restartedAt"
 	// AnnotationRenewRequestedAt on a LoginLink asks for a renewal now: an RFC 3339 time later
 	// than status.generatedAt triggers one generation. On a PartnerAccount it is copied to the
 	// LoginLinks it owns (holder and spouse) when later than theirs.

@@ -52,6 +52,26 @@ type SecretTemplate struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
+// RolloutRestartTarget is a workload in the LoginLink's namespace that reads the link and is
+// restarted (as by kubectl rollout restart) once after each new link.
+// +kubebuilder:validation:XValidation:rule="!has(self.__namespace__)",message="rolloutRestartTargets are in the LoginLink's namespace; namespace must not be set"
+type RolloutRestartTarget struct {
+	// Kind of the workload: Deployment, StatefulSet or DaemonSet (group apps).
+	// +kubebuilder:validation:Enum=Deployment;StatefulSet;DaemonSet
+	Kind string `json:"kind"`
+	// Name of the workload in the LoginLink's namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+	// Namespace must not be set: a target is always in the LoginLink's namespace. The field
+	// exists only so that a manifest setting it is refused with a clear message instead of
+	// having it silently dropped.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace,omitempty"`
+}
+
 // LoginLinkSpec is one login link for one user of one Fifteenth account.
 // +kubebuilder:validation:XValidation:rule="has(self.accountRef) != has(self.accountID)",message="exactly one of spec.accountRef and spec.accountID must be set"
 // +kubebuilder:validation:XValidation:rule="has(self.partnerConfigRef) == has(oldSelf.partnerConfigRef)",message="partnerConfigRef is immutable"
@@ -101,6 +121,15 @@ type LoginLinkSpec struct {
 	// SecretTemplate adds labels and annotations to the Secret.
 	// +optional
 	SecretTemplate *SecretTemplate `json:"secretTemplate,omitempty"`
+	// RolloutRestartTargets are workloads of this namespace restarted once after each new link
+	// (generation or renewal): their pod template's partners.fifteenth.com/restartedAt
+	// annotation is set to the link's generation time, and only ever moves forward.
+	// +optional
+	// +listType=map
+	// +listMapKey=kind
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=10
+	RolloutRestartTargets []RolloutRestartTarget `json:"rolloutRestartTargets,omitempty"`
 	// PartnerConfigRef names the partner key and API to use for spec.accountID: a
 	// PartnerConfig in this namespace or a ClusterPartnerConfig. Default: ClusterPartnerConfig
 	// "default" (or the manager's flags). With spec.accountRef the PartnerAccount's config is
@@ -150,7 +179,7 @@ type LoginLinkStatus struct {
 	// ObservedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Conditions: Ready.
+	// Conditions: Ready, and RolloutRestarted when spec.rolloutRestartTargets is set.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -48,6 +48,14 @@ type AccountLoginLinkSpec struct {
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() == 'https' && url(self).getHostname() != ''",message="redirectURL must be an https URL, e.g. https://yourplatform.com/tax-dashboard"
 	RedirectURL string `json:"redirectURL,omitempty"`
+	// RolloutRestartTargets are workloads of this namespace restarted once after each new link
+	// of the holder or the spouse; copied to both LoginLinks.
+	// +optional
+	// +listType=map
+	// +listMapKey=kind
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=10
+	RolloutRestartTargets []RolloutRestartTarget `json:"rolloutRestartTargets,omitempty"`
 }
 
 // PartnerAccountSpec is a client's Fifteenth account. The API cannot change an account, so

@@ -53,6 +53,13 @@ var (
 		Name: "fifteenth_rate_limit_wait_seconds_total",
 		Help: "Seconds calls were held back by a rate limit (client-side or a 429), by scope.",
 	}, []string{"config", "scope"})
+	// RolloutRestarts counts the restarts of LoginLinks' rollout restart targets, and the
+	// attempts that failed, by namespace, kind and result (restarted, not_found, forbidden,
+	// failed). No workload or LoginLink name: the namespace says where to look.
+	RolloutRestarts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fifteenth_rollout_restarts_total",
+		Help: "Restarts of LoginLinks' rollout restart targets after a new link, and failed attempts, by namespace, kind and result.",
+	}, []string{"namespace", "kind", "result"})
 	// RateLimited counts calls held back by rate limits.
 	RateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "fifteenth_rate_limited_total",
@@ -62,7 +69,7 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(LinkExpiration, LinkRenewal, LinkReady, LinkSuperseded, AccountReady,
-		APIRequests, APIRequestDuration, RateLimitWait, RateLimited)
+		APIRequests, APIRequestDuration, RateLimitWait, RateLimited, RolloutRestarts)
 }
 
 // DefaultConfig is the config label of the flag-built default config's calls.
@@ -117,6 +124,12 @@ func SetLoginLink(namespace, name string, ready bool, expires, renews time.Time)
 // SetLoginLinkSuperseded records whether a LoginLink is Ready=False with reason Superseded.
 func SetLoginLinkSuperseded(namespace, name string, superseded bool) {
 	LinkSuperseded.WithLabelValues(namespace, name).Set(boolValue(superseded))
+}
+
+// ObserveRolloutRestart counts one restart (result "restarted") or failed attempt of a
+// rollout restart target.
+func ObserveRolloutRestart(namespace, kind, result string) {
+	RolloutRestarts.WithLabelValues(namespace, kind, result).Inc()
 }
 
 // DeleteLoginLink forgets a deleted LoginLink.

@@ -109,6 +109,7 @@ type world struct {
 	ns     string
 	simURL string
 	logs   *testenv.LogBuffer
+	api    *fifteenth.Client
 	stop   func()
 }
 
@@ -126,29 +127,8 @@ func newWorld(t *testing.T) *world {
 	w.simURL = srv.URL
 	api, err := fifteenth.New(fifteenth.Options{BaseURL: srv.URL, Key: fifteenth.StaticKey("15th_test"), Timeout: 5 * time.Second})
 	w.g.Expect(err).NotTo(HaveOccurred())
-
-	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:                 scheme,
-		Logger:                 zap.New(zap.WriteTo(w.logs), zap.UseDevMode(true), zap.Level(zapcore.Level(-1))),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{w.ns: {}, electionNS: {}}},
-	})
-	w.g.Expect(err).NotTo(HaveOccurred())
-	mctx, cancel := context.WithCancel(ctx)
-	w.g.Expect(controllers.Setup(mctx, mgr, controllers.Config{
-		API: api, APIEndpoint: srv.URL, APITimeout: 5 * time.Second, ElectionNamespace: electionNS,
-		AccountAccessNamespaces: w.ns, SecretTTL: 300 * time.Millisecond,
-		Controller: controller.Options{SkipNameValidation: ptr.To(true), MaxConcurrentReconciles: 4},
-	})).To(Succeed())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(mctx); err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	}()
-	w.stop = func() { cancel(); <-done }
+	w.api = api
+	w.start()
 	t.Cleanup(func() {
 		w.stop()
 		if strings.Contains(w.logs.String(), "tk_") {
@@ -159,6 +139,37 @@ func newWorld(t *testing.T) *world {
 		}
 	})
 	return w
+}
+
+// start starts a manager running the reconcilers in the world's namespace; stop stops it (a
+// manager restart is stop, then start).
+func (w *world) start() {
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+		Scheme:                 scheme,
+		Logger:                 zap.New(zap.WriteTo(w.logs), zap.UseDevMode(true), zap.Level(zapcore.Level(-1))),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{w.ns: {}, electionNS: {}}},
+	})
+	w.g.Expect(err).NotTo(HaveOccurred())
+	mctx, cancel := context.WithCancel(ctx)
+	w.g.Expect(controllers.Setup(mctx, mgr, controllers.Config{
+		API: w.api, APIEndpoint: w.simURL, APITimeout: 5 * time.Second, ElectionNamespace: electionNS,
+		AccountAccessNamespaces: w.ns, SecretTTL: 300 * time.Millisecond,
+		Controller: controller.Options{SkipNameValidation: ptr.To(true), MaxConcurrentReconciles: 4},
+	})).To(Succeed())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(mctx); err != nil {
+			w.t.Errorf("manager: %v", err)
+		}
+	}()
+	w.stop = func() {
+		cancel()
+		<-done
+		w.stop = func() {}
+	}
 }
 
 func (w *world) key(name string) client.ObjectKey {

@@ -85,6 +85,31 @@ func TestOperatorAsItsUsersRunIt(t *testing.T) {
 		return nil
 	})
 
+	// User story: a Deployment reads the holder's link and is restarted after each new link
+	// (with the ServiceAccount's RBAC: get and patch on Deployments). Created after the current
+	// link, it is not restarted for it; the manual renewal below restarts it. The targets are
+	// the PartnerAccount's (it owns its LoginLinks' spec), and adding them makes no new link.
+	e.must("create", "deployment", "portal", "-n", ns, "--image=example.com/portal:1")
+	current, _ := e.secretField("alex-morgan-login-link", "login_link")
+	e.must("patch", "partneraccount", "alex-morgan", "-n", ns, "--type=merge", "-p",
+		`{"spec":{"loginLink":{"rolloutRestartTargets":[{"kind":"Deployment","name":"portal"}]}}}`)
+	restartedAt := func() (string, error) {
+		return e.k("get", "deployment", "portal", "-n", ns, "-o", `jsonpath={.spec.template.metadata.annotations.partners\.fifteenth\.com/restartedAt}`)
+	}
+	e.eventually("RolloutRestarted=True before the renewal", 30*time.Second, func() error {
+		out, err := e.k("get", "loginlink", "alex-morgan-holder", "-n", ns, "-o", `jsonpath={.status.conditions[?(@.type=="RolloutRestarted")].reason}`)
+		if err != nil || out != "Restarted" {
+			return fmt.Errorf("RolloutRestarted reason %q (%w)", out, err)
+		}
+		if at, err := restartedAt(); err != nil || at != "" {
+			return fmt.Errorf("a Deployment created after the link was restarted: %q (%w)", at, err)
+		}
+		return nil
+	})
+	if link, _ := e.secretField("alex-morgan-login-link", "login_link"); link != current {
+		t.Fatalf("adding rolloutRestartTargets made a new link")
+	}
+
 	// User story: a manual renewal.
 	before, _ := e.secretField("alex-morgan-login-link", "login_link")
 	e.must("annotate", "loginlink", "alex-morgan-holder", "-n", ns, "--overwrite",
@@ -93,6 +118,13 @@ func TestOperatorAsItsUsersRunIt(t *testing.T) {
 		after, err := e.secretField("alex-morgan-login-link", "login_link")
 		if err != nil || after == before {
 			return fmt.Errorf("not renewed yet (%w)", err)
+		}
+		return nil
+	})
+	e.eventually("the Deployment restarted for the renewed link", 30*time.Second, func() error {
+		at, err := restartedAt()
+		if err != nil || at == "" {
+			return fmt.Errorf("restartedAt %q (%w)", at, err)
 		}
 		return nil
 	})
