@@ -96,6 +96,14 @@ func (r *PartnerAccountReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 }
 
 func (r *PartnerAccountReconciler) reconcile(ctx context.Context, pa, original *partnersv1.PartnerAccount) (ctrl.Result, error) {
+	if isPaused(pa) {
+		// Nothing is created, called or written; its LoginLinks are paused with it. Removing
+		// the annotation wakes it.
+		r.setReady(pa, false, partnersv1.ReasonPaused, fmt.Sprintf(
+			"paused by its annotation %s: nothing is created, called or written, and its LoginLinks are paused, until it is removed",
+			partnersv1.AnnotationPaused))
+		return ctrl.Result{}, nil
+	}
 	holder, spouse, err := r.ensureLoginLinks(ctx, pa)
 	var conflict *loginLinkConflict
 	if errors.As(err, &conflict) {
@@ -521,9 +529,15 @@ func (r *PartnerAccountReconciler) summarise(ctx context.Context, pa *partnersv1
 		u := userHold{email: strings.ToLower(w.email), role: w.role}
 		var cands []election.Candidate
 		byUID := map[types.UID]*partnersv1.LoginLink{}
+		rec, err := r.Elector.Cached(ctx, election.NewKey(cfg.Endpoint, pa.Status.AccountID, u.email))
+		if err != nil {
+			return err
+		}
 		for i := range links {
 			if users[i] == u.email {
-				cands = append(cands, candidateOf(&links[i], eligible(&links[i])))
+				c := candidateOf(&links[i], eligible(&links[i]))
+				c.Pinned = r.pinned(ctx, r.Client, &links[i], rec)
+				cands = append(cands, c)
 				byUID[links[i].UID] = &links[i]
 			}
 		}
@@ -594,7 +608,9 @@ func (r *PartnerAccountReconciler) SetupWithManager(mgr ctrl.Manager, opts contr
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("partneraccount").
-		For(&partnersv1.PartnerAccount{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Annotations (partners.fifteenth.com/paused) wake it as spec changes do.
+		For(&partnersv1.PartnerAccount{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&partnersv1.LoginLink{}).
 		Watches(&partnersv1.LoginLink{}, handler.EnqueueRequestsFromMapFunc(r.ofLoginLink)).
 		Watches(&partnersv1.PartnerAccount{}, handler.EnqueueRequestsFromMapFunc(r.waitingFor)).
