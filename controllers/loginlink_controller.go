@@ -143,13 +143,14 @@ func (r *LoginLinkReconciler) decide(s *linkScope) linkDecision {
 type linkPhase func(ctx context.Context, s *linkScope) (res ctrl.Result, done bool, err error)
 
 // reconcile runs the phases in order: whether the LoginLink goes with its namespace or owner,
-// whether it is paused, the Secret's name, the account and user, the Secret, holds that wait for a change, the
+// whether it is paused, whether the manager is a standby, the Secret's name, the account and user, the Secret, holds that wait for a change, the
 // election, and last the link itself.
 func (r *LoginLinkReconciler) reconcile(ctx context.Context, ll *partnersv1.LoginLink) (ctrl.Result, error) {
 	s := &linkScope{ll: ll, now: r.now()}
 	for _, phase := range []linkPhase{
 		r.reconcileGoing,
 		r.reconcilePaused,
+		r.reconcileStandby,
 		r.reconcileSecretName,
 		r.reconcileTarget,
 		r.reconcileSecret,

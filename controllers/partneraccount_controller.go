@@ -126,6 +126,9 @@ func (r *PartnerAccountReconciler) reconcile(ctx context.Context, pa, original *
 	if !ok {
 		return res, err
 	}
+	if r.ReadOnly {
+		return r.standby(ctx, pa, cfg)
+	}
 	if pa.Status.AccountID == 0 {
 		if res, done, err := r.ensureAccount(ctx, pa, original, cfg, holder, spouse); done || err != nil {
 			return res, err
