@@ -89,9 +89,14 @@ func (r *LoginLinkReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		if ll.Status.RenewalTime != nil {
 			renews = ll.Status.RenewalTime.Time
 		}
-		metrics.SetLoginLink(ll.Namespace, ll.Name, cond != nil && cond.Status == metav1.ConditionTrue, expires, renews)
-		metrics.SetLoginLinkSuperseded(ll.Namespace, ll.Name,
-			cond != nil && cond.Status == metav1.ConditionFalse && cond.Reason == partnersv1.ReasonSuperseded)
+		if intended(cond) {
+			// Paused or a standby: not Ready on purpose, and nothing is renewed: no series, no alert.
+			metrics.DeleteLoginLink(ll.Namespace, ll.Name)
+		} else {
+			metrics.SetLoginLink(ll.Namespace, ll.Name, cond != nil && cond.Status == metav1.ConditionTrue, expires, renews)
+			metrics.SetLoginLinkSuperseded(ll.Namespace, ll.Name,
+				cond != nil && cond.Status == metav1.ConditionFalse && cond.Reason == partnersv1.ReasonSuperseded)
+		}
 		if !apiequality.Semantic.DeepEqual(original.Status, ll.Status) {
 			patchStatus(ctx, r.Client, ll, original, &res, &retErr)
 		}

@@ -87,7 +87,11 @@ func (r *PartnerAccountReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		if c != nil && c.Status == metav1.ConditionTrue {
 			ready = 1
 		}
-		metrics.AccountReady.WithLabelValues(pa.Namespace, pa.Name).Set(ready)
+		if intended(c) {
+			metrics.AccountReady.DeleteLabelValues(pa.Namespace, pa.Name) // paused or a standby: no alert
+		} else {
+			metrics.AccountReady.WithLabelValues(pa.Namespace, pa.Name).Set(ready)
+		}
 		if !apiequality.Semantic.DeepEqual(original.Status, pa.Status) {
 			patchStatus(ctx, r.Client, pa, original, &res, &retErr)
 		}

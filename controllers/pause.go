@@ -14,6 +14,12 @@ import (
 	"github.com/fifteenth/fifteenth-operator/internal/election"
 )
 
+// intended reports a Ready condition that is False on purpose, Paused or Standby: such an
+// object exports no readiness or renewal series, so that no alert fires for it.
+func intended(c *metav1.Condition) bool {
+	return c != nil && c.Status == metav1.ConditionFalse && (c.Reason == partnersv1.ReasonPaused || c.Reason == partnersv1.ReasonStandby)
+}
+
 // isPaused reports whether an object carries partners.fifteenth.com/paused: "true".
 func isPaused(o metav1.Object) bool {
 	return o.GetAnnotations()[partnersv1.AnnotationPaused] == "true"

@@ -54,6 +54,12 @@ func TestPauseLoginLinkCallsNothing(t *testing.T) {
 	h.setPaused(&partnersv1.LoginLink{ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: "paused"}}, true)
 	ll := h.expectLinkReason("paused", metav1.ConditionFalse, partnersv1.ReasonPaused)
 	g.Expect(readyMessage(ll.Status.Conditions)).To(ContainSubstring("this LoginLink's annotation " + partnersv1.AnnotationPaused))
+	// A pause is intended: no not-Ready or expiring-unrenewed alert (the LoginLink's series are gone).
+	g.Eventually(func() bool {
+		_, ready := gauge("fifteenth_login_link_ready", h.ns, "paused")
+		_, renews := gauge("fifteenth_login_link_renewal_timestamp_seconds", h.ns, "paused")
+		return ready || renews
+	}).Should(BeFalse())
 	before, calls := h.secret("paused"), h.apiCalls()
 	// Three API hours pass: the renewal time and the expiry of the stored link with them.
 	g.Consistently(h.apiCalls).WithTimeout(6*time.Second).WithPolling(100*time.Millisecond).Should(Equal(calls), "API calls while paused")
@@ -123,6 +129,7 @@ func TestPausePartnerAccount(t *testing.T) {
 		_, r := readyOf(pa.Status.Conditions)
 		g.Expect(r).To(Equal(partnersv1.ReasonPaused))
 	}).Should(Succeed())
+	g.Eventually(func() bool { _, ok := gauge("fifteenth_partner_account_ready", h.ns, "couple"); return ok }).Should(BeFalse())
 	holderRV, spouseRV, calls := h.secret("couple-login-link").ResourceVersion, h.secret("couple-spouse-login-link").ResourceVersion, h.apiCalls()
 	// The seeded links last a week: the sync period (one API hour, 1 s) passes three times.
 	g.Consistently(h.apiCalls).WithTimeout(3*time.Second).Should(Equal(calls), "API calls while the PartnerAccount is paused")
