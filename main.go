@@ -81,6 +81,7 @@ type options struct {
 	electionNamespace   string
 	accountAccess       string
 	allowedAPIURLs      string
+	readOnly            bool
 }
 
 func main() {
@@ -112,6 +113,9 @@ func main() {
 		"accounts no PartnerAccount manages, with the flag-built partner key; * for all. Default: none.")
 	flag.StringVar(&o.allowedAPIURLs, "allowed-api-urls", fifteenth.DefaultBaseURL, "Comma-separated API base URLs a namespaced PartnerConfig may use "+
 		"(a tenant's apiURL is an address the operator calls from inside the cluster). ClusterPartnerConfigs may use any https URL.")
+	flag.BoolVar(&o.readOnly, "read-only", false, "Standby: never call Create Account or Generate Login Link, never write a Secret; "+
+		"report every PartnerAccount and LoginLink Ready=False Standby with what it would do, and read adoptable accounts at the account sync period. "+
+		"For a second cluster fed from the same Git repository (see docs/operations.md, Several clusters).")
 	flag.DurationVar(&o.cacheSyncTimeout, "cache-sync-timeout", 2*time.Minute, "Exit when the caches have not synced by then (usually missing RBAC; the log names the forbidden resource).")
 	zopts := zap.Options{}
 	zopts.BindFlags(flag.CommandLine)
@@ -140,6 +144,9 @@ func apiKeySource(file string) (fifteenth.KeySource, error) {
 
 func run(o options) error {
 	log := ctrl.Log.WithName("setup")
+	if o.readOnly {
+		log.Info("Running as a standby (--read-only): no account is created, no link generated, no Secret written")
+	}
 	key, err := apiKeySource(o.apiKeyFile)
 	if err != nil {
 		return err
@@ -213,7 +220,7 @@ func run(o options) error {
 			Observers: func(config string) (func(string, int, time.Duration), func(string, time.Duration)) {
 				return metrics.RequestObserver(config), metrics.RateLimitObserver(config)
 			}},
-		APITimeout: o.apiTimeout, ElectionNamespace: electionNS, AccountSyncPeriod: o.accountSyncPeriod,
+		APITimeout: o.apiTimeout, ElectionNamespace: electionNS, AccountSyncPeriod: o.accountSyncPeriod, ReadOnly: o.readOnly,
 		Controller: controller.Options{MaxConcurrentReconciles: o.concurrency},
 	}); err != nil {
 		return err

@@ -89,9 +89,14 @@ func (r *LoginLinkReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		if ll.Status.RenewalTime != nil {
 			renews = ll.Status.RenewalTime.Time
 		}
-		metrics.SetLoginLink(ll.Namespace, ll.Name, cond != nil && cond.Status == metav1.ConditionTrue, expires, renews)
-		metrics.SetLoginLinkSuperseded(ll.Namespace, ll.Name,
-			cond != nil && cond.Status == metav1.ConditionFalse && cond.Reason == partnersv1.ReasonSuperseded)
+		if intended(cond) {
+			// Paused or a standby: not Ready on purpose, and nothing is renewed: no series, no alert.
+			metrics.DeleteLoginLink(ll.Namespace, ll.Name)
+		} else {
+			metrics.SetLoginLink(ll.Namespace, ll.Name, cond != nil && cond.Status == metav1.ConditionTrue, expires, renews)
+			metrics.SetLoginLinkSuperseded(ll.Namespace, ll.Name,
+				cond != nil && cond.Status == metav1.ConditionFalse && cond.Reason == partnersv1.ReasonSuperseded)
+		}
 		if !apiequality.Semantic.DeepEqual(original.Status, ll.Status) {
 			patchStatus(ctx, r.Client, ll, original, &res, &retErr)
 		}
@@ -143,12 +148,14 @@ func (r *LoginLinkReconciler) decide(s *linkScope) linkDecision {
 type linkPhase func(ctx context.Context, s *linkScope) (res ctrl.Result, done bool, err error)
 
 // reconcile runs the phases in order: whether the LoginLink goes with its namespace or owner,
-// the Secret's name, the account and user, the Secret, holds that wait for a change, the
+// whether it is paused, whether the manager is a standby, the Secret's name, the account and user, the Secret, holds that wait for a change, the
 // election, and last the link itself.
 func (r *LoginLinkReconciler) reconcile(ctx context.Context, ll *partnersv1.LoginLink) (ctrl.Result, error) {
 	s := &linkScope{ll: ll, now: r.now()}
 	for _, phase := range []linkPhase{
 		r.reconcileGoing,
+		r.reconcilePaused,
+		r.reconcileStandby,
 		r.reconcileSecretName,
 		r.reconcileTarget,
 		r.reconcileSecret,

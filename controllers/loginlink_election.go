@@ -24,7 +24,7 @@ import (
 // eligible LoginLink for the user does (package election). The cache decides here; a
 // generation confirms against the user's Lease.
 func (r *LoginLinkReconciler) reconcileElection(ctx context.Context, s *linkScope) (ctrl.Result, bool, error) {
-	cands, err := r.candidates(ctx, s.ll, s.cfg.Endpoint, s.target)
+	cands, err := r.candidates(ctx, s.ll, s.cfg.Endpoint, s.target, s.record)
 	if err != nil {
 		return ctrl.Result{}, true, err
 	}
@@ -251,8 +251,10 @@ func accountLinks(ctx context.Context, c client.Reader, d *deps, endpoint string
 	return links, users, nil
 }
 
-// candidates returns the LoginLinks competing for the user of t, me among them.
-func (r *LoginLinkReconciler) candidates(ctx context.Context, me *partnersv1.LoginLink, endpoint string, t linkTarget) ([]election.Candidate, error) {
+// candidates returns the LoginLinks competing for the user of t, me among them; rec is the
+// user's Lease (a paused LoginLink whose link it records keeps the user).
+func (r *LoginLinkReconciler) candidates(ctx context.Context, me *partnersv1.LoginLink, endpoint string, t linkTarget,
+	rec *election.Record) ([]election.Candidate, error) {
 	links, users, err := accountLinks(ctx, r.Client, &r.deps, endpoint, t.accountID, nil)
 	if err != nil {
 		return nil, err
@@ -261,7 +263,9 @@ func (r *LoginLinkReconciler) candidates(ctx context.Context, me *partnersv1.Log
 	cands := []election.Candidate{candidateOf(me, true)}
 	for i := range links {
 		if links[i].UID != me.UID && users[i] == user {
-			cands = append(cands, candidateOf(&links[i], eligible(&links[i])))
+			c := candidateOf(&links[i], eligible(&links[i]))
+			c.Pinned = r.pinned(ctx, r.Client, &links[i], rec)
+			cands = append(cands, c)
 		}
 	}
 	return cands, nil

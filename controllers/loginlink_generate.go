@@ -76,6 +76,9 @@ func (r *LoginLinkReconciler) generate(ctx context.Context, s *linkScope, d link
 	if held, res := r.suspendedHold(ctx, s); held {
 		return res, nil
 	}
+	if held, err := r.pausedHolder(ctx, s); held || err != nil {
+		return ctrl.Result{}, err
+	}
 
 	took, err := r.Elector.Begin(ctx, s.key, s.me, s.record, func(ctx context.Context, c election.Candidate) (bool, error) {
 		return r.holderEligible(ctx, c, s.key)

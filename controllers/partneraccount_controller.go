@@ -87,7 +87,11 @@ func (r *PartnerAccountReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		if c != nil && c.Status == metav1.ConditionTrue {
 			ready = 1
 		}
-		metrics.AccountReady.WithLabelValues(pa.Namespace, pa.Name).Set(ready)
+		if intended(c) {
+			metrics.AccountReady.DeleteLabelValues(pa.Namespace, pa.Name) // paused or a standby: no alert
+		} else {
+			metrics.AccountReady.WithLabelValues(pa.Namespace, pa.Name).Set(ready)
+		}
 		if !apiequality.Semantic.DeepEqual(original.Status, pa.Status) {
 			patchStatus(ctx, r.Client, pa, original, &res, &retErr)
 		}
@@ -96,6 +100,14 @@ func (r *PartnerAccountReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 }
 
 func (r *PartnerAccountReconciler) reconcile(ctx context.Context, pa, original *partnersv1.PartnerAccount) (ctrl.Result, error) {
+	if isPaused(pa) {
+		// Nothing is created, called or written; its LoginLinks are paused with it. Removing
+		// the annotation wakes it.
+		r.setReady(pa, false, partnersv1.ReasonPaused, fmt.Sprintf(
+			"paused by its annotation %s: nothing is created, called or written, and its LoginLinks are paused, until it is removed",
+			partnersv1.AnnotationPaused))
+		return ctrl.Result{}, nil
+	}
 	holder, spouse, err := r.ensureLoginLinks(ctx, pa)
 	var conflict *loginLinkConflict
 	if errors.As(err, &conflict) {
@@ -117,6 +129,9 @@ func (r *PartnerAccountReconciler) reconcile(ctx context.Context, pa, original *
 	cfg, res, ok, err := r.configFor(ctx, pa.Namespace, pa.Spec.PartnerConfigRef, func(reason, msg string) { r.failed(pa, reason, msg) })
 	if !ok {
 		return res, err
+	}
+	if r.ReadOnly {
+		return r.standby(ctx, pa, cfg)
 	}
 	if pa.Status.AccountID == 0 {
 		if res, done, err := r.ensureAccount(ctx, pa, original, cfg, holder, spouse); done || err != nil {
@@ -525,9 +540,15 @@ func (r *PartnerAccountReconciler) summarise(ctx context.Context, pa *partnersv1
 		u := userHold{email: strings.ToLower(w.email), role: w.role}
 		var cands []election.Candidate
 		byUID := map[types.UID]*partnersv1.LoginLink{}
+		rec, err := r.Elector.Cached(ctx, election.NewKey(cfg.Endpoint, pa.Status.AccountID, u.email))
+		if err != nil {
+			return err
+		}
 		for i := range links {
 			if users[i] == u.email {
-				cands = append(cands, candidateOf(&links[i], eligible(&links[i])))
+				c := candidateOf(&links[i], eligible(&links[i]))
+				c.Pinned = r.pinned(ctx, r.Client, &links[i], rec)
+				cands = append(cands, c)
 				byUID[links[i].UID] = &links[i]
 			}
 		}
@@ -603,7 +624,9 @@ func (r *PartnerAccountReconciler) SetupWithManager(mgr ctrl.Manager, opts contr
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("partneraccount").
-		For(&partnersv1.PartnerAccount{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, renewRequestChanged))).
+		// Annotations (partners.fifteenth.com/paused, renew-requested-at) wake it as spec changes do.
+		For(&partnersv1.PartnerAccount{}, builder.WithPredicates(
+			predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, requestAnnotationsChanged))).
 		Owns(&partnersv1.LoginLink{}).
 		Watches(&partnersv1.LoginLink{}, handler.EnqueueRequestsFromMapFunc(r.ofLoginLink)).
 		Watches(&partnersv1.PartnerAccount{}, handler.EnqueueRequestsFromMapFunc(r.waitingFor)).

@@ -9,12 +9,17 @@ import (
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
 )
 
-// renewRequestChanged lets a change of the renew-requested-at annotation wake a
-// PartnerAccount, whose watch otherwise reacts to spec changes only.
-var renewRequestChanged = predicate.Funcs{
+// requestAnnotationsChanged lets a change of the annotations a PartnerAccount acts on
+// (renew-requested-at, paused) wake it, whose watch otherwise reacts to spec changes only.
+// Other annotations (kubectl's last-applied-configuration, Argo CD's tracking id) do not.
+var requestAnnotationsChanged = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
-		k := partnersv1.AnnotationRenewRequestedAt
-		return e.ObjectOld.GetAnnotations()[k] != e.ObjectNew.GetAnnotations()[k]
+		for _, k := range []string{partnersv1.AnnotationRenewRequestedAt, partnersv1.AnnotationPaused} {
+			if e.ObjectOld.GetAnnotations()[k] != e.ObjectNew.GetAnnotations()[k] {
+				return true
+			}
+		}
+		return false
 	},
 }
 

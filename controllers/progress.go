@@ -38,8 +38,8 @@ var readyProgress = map[string]progress{
 
 	partnersv1.ReasonSuperseded:       progressNone,
 	partnersv1.ReasonAccountSuspended: progressNone,
-	reasonPaused:                      progressNone,
-	reasonStandby:                     progressNone,
+	partnersv1.ReasonPaused:           progressNone,
+	partnersv1.ReasonStandby:          progressNone,
 
 	partnersv1.ReasonAccountNotReady:       progressReconciling,
 	partnersv1.ReasonRateLimited:           progressReconciling,
@@ -66,12 +66,6 @@ var readyProgress = map[string]progress{
 	partnersv1.ReasonAPIURLNotAllowed:          progressStalled,
 	partnersv1.ReasonPartnerConfigNotPermitted: progressStalled,
 }
-
-// The reasons of a paused object and of a --read-only manager (issue 12, parts 2 and 3).
-const (
-	reasonPaused  = "Paused"
-	reasonStandby = "Standby"
-)
 
 // progressOf classifies a Ready condition. An unknown reason of Ready=False is Reconciling: a
 // Flux health check then waits rather than fails.

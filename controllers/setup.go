@@ -43,6 +43,10 @@ type Config struct {
 	Controller controller.Options
 	// Clock is the clock (default the real one); tests may replace it.
 	Clock clock.PassiveClock
+	// ReadOnly is --read-only: a standby cluster's manager. It calls neither Create Account nor
+	// Generate Login Link, writes no Secret, reads the accounts it may adopt at the account
+	// sync period, and reports every object Ready=False Standby with what it would do.
+	ReadOnly bool
 }
 
 // deps is what both reconcilers need besides their cached client.
@@ -60,6 +64,8 @@ type deps struct {
 	AccountSyncPeriod time.Duration
 	// configs writes the configs' status (Unauthorized once the API refused a key).
 	configStatus *PartnerConfigReconciler
+	// ReadOnly: a standby (Config.ReadOnly).
+	ReadOnly bool
 }
 
 // unauthorized records on the object's config that the API refused its key (logged when the
@@ -133,7 +139,7 @@ func newDeps(mgr ctrl.Manager, cfg Config) deps {
 	}
 	return deps{
 		APIReader: mgr.GetAPIReader(), Configs: configs,
-		Recorder: mgr.GetEventRecorder("fifteenth-operator"), Clock: clk, AccountSyncPeriod: cfg.AccountSyncPeriod,
+		Recorder: mgr.GetEventRecorder("fifteenth-operator"), Clock: clk, AccountSyncPeriod: cfg.AccountSyncPeriod, ReadOnly: cfg.ReadOnly,
 		Elector: &election.Elector{Client: mgr.GetClient(), Cache: mgr.GetClient(), Reader: mgr.GetAPIReader(),
 			Namespace: cfg.ElectionNamespace, InFlight: timeout + 5*time.Second, Clock: clk,
 			Labels: map[string]string{partnersv1.LabelManagedBy: partnersv1.ManagedByValue}},

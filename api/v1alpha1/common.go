@@ -76,6 +76,15 @@ const (
 	// ReasonAccountExists: creating the account met an email already registered to an account
 	// this PartnerAccount did not create, and this namespace holds no adoption grant.
 	ReasonAccountExists = "AccountExists"
+
+	// ReasonPaused: the object, or the PartnerAccount that owns the LoginLink, carries the
+	// annotation partners.fifteenth.com/paused: "true". Nothing is called or written (the
+	// Secret stays as it is), and a paused LoginLink keeps its hold on its user.
+	ReasonPaused = "Paused"
+	// ReasonStandby: the manager runs with --read-only (a standby cluster). It calls neither
+	// Create Account nor Generate Login Link and writes no Secret; the message says what it
+	// would do.
+	ReasonStandby = "Standby"
 )
 
 // ConditionRolloutRestarted says whether the LoginLink's spec.rolloutRestartTargets were
@@ -104,6 +113,9 @@ const (
 	// than status.generatedAt triggers one generation. On a PartnerAccount it is copied to the
 	// LoginLinks it owns (holder and spouse) when later than theirs.
 	AnnotationRenewRequestedAt = "partners.fifteenth.com/renew-requested-at"
+	// AnnotationPaused "true" on a LoginLink or a PartnerAccount (which covers the LoginLinks it
+	// owns) stops every API call and Secret write for it until removed.
+	AnnotationPaused = "partners.fifteenth.com/paused"
 	// AnnotationHeldBy on a superseded LoginLink's Secret names the LoginLink that holds the
 	// user now; the Secret's login_link was removed because that LoginLink's generation
 	// invalidated it.

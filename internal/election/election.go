@@ -5,8 +5,10 @@
 // generate for one user destroy each other's links. The rule has two layers:
 //
 //   - The election (Holder, pure): among the LoginLinks for one user, the newest eligible one
-//     (creationTimestamp, then namespace/name) holds the user. The controllers compute it from
-//     their cache on every pass, which costs nothing and is right once the cache caught up.
+//     (creationTimestamp, then namespace/name) holds the user, unless a paused one holds the
+//     user's current link (Pinned): it keeps the user until unpaused. The controllers compute
+//     it from their cache on every pass, which costs nothing and is right once the cache
+//     caught up.
 //
 //   - The fence (Elector, a Lease per user): a cache can be behind (two LoginLinks created in
 //     the same second, a restart, a second manager, a leader handover), so the decision to
@@ -75,6 +77,10 @@ type Candidate struct {
 	// Eligible is false for a LoginLink that cannot keep a link: being deleted, a terminal
 	// failure of its current spec, a Secret it may not write, or an expired link it may not renew.
 	Eligible bool
+	// Pinned is true for a paused LoginLink whose link is the user's current one: it keeps the
+	// user against any newer candidate until it is unpaused (a pause changes nothing, and a
+	// newcomer's generation would invalidate the paused link).
+	Pinned bool
 }
 
 // Newer reports whether a was created after b, ties broken by the greater ID.
@@ -85,8 +91,17 @@ func Newer(a, b Candidate) bool {
 	return a.ID > b.ID
 }
 
-// Holder returns the newest eligible candidate; ok is false when none is eligible.
+// Holder returns the newest eligible pinned candidate, else the newest eligible one; ok is
+// false when none is eligible.
 func Holder(cands []Candidate) (holder Candidate, ok bool) {
+	for _, c := range cands {
+		if c.Eligible && c.Pinned && (!ok || Newer(c, holder)) {
+			holder, ok = c, true
+		}
+	}
+	if ok {
+		return holder, true
+	}
 	for _, c := range cands {
 		if !c.Eligible {
 			continue

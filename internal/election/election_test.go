@@ -20,6 +20,10 @@ func TestHolder(t *testing.T) {
 	youngBroken := cand("ns/young", 0, false)
 	sameSecondA := cand("ns/a", time.Minute, true)
 	sameSecondB := cand("ns/b", time.Minute, true)
+	pausedOld := cand("ns/old", 2*time.Hour, true)
+	pausedOld.Pinned = true
+	pausedBroken := cand("ns/mid", time.Hour, false)
+	pausedBroken.Pinned = true
 	tests := []struct {
 		name  string
 		cands []Candidate
@@ -29,6 +33,8 @@ func TestHolder(t *testing.T) {
 		{"an ineligible newcomer does not", []Candidate{old, youngBroken, mid}, "ns/mid"},
 		{"created in the same second: the greater name", []Candidate{sameSecondB, sameSecondA}, "ns/b"},
 		{"nobody eligible", []Candidate{youngBroken}, ""},
+		{"a paused holder keeps the user against a newer one", []Candidate{young, pausedOld, mid}, "ns/old"},
+		{"an ineligible paused one does not", []Candidate{pausedBroken, old}, "ns/old"},
 		{"nobody", nil, ""},
 	}
 	for _, tt := range tests {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -73,7 +74,6 @@ func TestSchemaRejectsUnknownKeys(t *testing.T) {
 		{"image.pullPolicy=Sometimes", "pullPolicy"},
 		// Values the schema admits but the chart refuses, with a reason.
 		{"replicaCount=2,leaderElection.enabled=false", "replicaCount > 1 needs leaderElection.enabled"},
-		{"readOnly=true", "no --read-only flag"},
 	} {
 		_, err := chart("template", "--set", c.set, chartDir)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -83,6 +83,25 @@ func TestSchemaRejectsUnknownKeys(t *testing.T) {
 	// Every key values.yaml documents is admitted (values-all.yaml sets each of them).
 	if _, err := chart("template", "-f", allValues, chartDir); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReadOnly: readOnly runs the manager as a standby (--read-only); by default it is not.
+func TestReadOnly(t *testing.T) {
+	for _, c := range []struct {
+		set  string
+		want bool
+	}{{"readOnly=true", true}, {"readOnly=false", false}} {
+		var args []any
+		for _, o := range parse(t, render(t, "fifteenth-operator", "ops", "--set", c.set)) {
+			if str(o, "kind") == "Deployment" {
+				spec := o["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
+				args = spec["containers"].([]any)[0].(map[string]any)["args"].([]any)
+			}
+		}
+		if got := slices.Contains(args, any("--read-only")); got != c.want {
+			t.Errorf("--set %s: --read-only in the manager's args is %v, want %v: %v", c.set, got, c.want, args)
+		}
 	}
 }
 
