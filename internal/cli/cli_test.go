@@ -242,13 +242,16 @@ func (w *world) family() {
 			Conditions: ready(false, partnersv1.ReasonLinksNotReady,
 				"no LoginLink can keep a link for the spouse john@example.com: UserNotFound: the user is not on account 4711")})
 	ref := &partnersv1.LocalObjectReference{Name: "jane"}
-	holder := w.link("jane-holder", pa, nil, partnersv1.LoginLinkSpec{AccountRef: ref, SecretName: "jane-login-link"},
+	holder := w.link("jane-holder", pa, nil, partnersv1.LoginLinkSpec{AccountRef: ref, SecretName: "jane-login-link",
+		RolloutRestartTargets: []partnersv1.RolloutRestartTarget{{Kind: "Deployment", Name: "portal"}}},
 		partnersv1.LoginLinkStatus{AccountID: 4711, UserEmail: "jane@example.com", SecretName: "jane-login-link",
 			GeneratedAt: w.at(-10 * time.Minute), ExpiresAt: w.at(168*time.Hour - 10*time.Minute),
 			RenewalTime: w.at(112*time.Hour - 10*time.Minute), RenewBefore: &metav1.Duration{Duration: 56 * time.Hour},
 			ObservedGeneration: 1,
-			Conditions: ready(true, partnersv1.ReasonRenewed, fmt.Sprintf("generated a link for jane@example.com on account 4711 because it was due; it expires at %s",
-				w.at(168*time.Hour-10*time.Minute).UTC().Format(time.RFC3339)))})
+			Conditions: append(ready(true, partnersv1.ReasonRenewed, fmt.Sprintf("generated a link for jane@example.com on account 4711 because it was due; it expires at %s",
+				w.at(168*time.Hour-10*time.Minute).UTC().Format(time.RFC3339))),
+				metav1.Condition{Type: partnersv1.ConditionRolloutRestarted, Status: metav1.ConditionFalse, Reason: partnersv1.ReasonTargetNotFound,
+					Message: "cannot restart Deployment/portal: does not exist; the link is kept and the restart is tried again", LastTransitionTime: metav1.Now()})})
 	w.secret("jane-login-link", holder, "")
 	spouse := w.link("jane-spouse", pa, nil, partnersv1.LoginLinkSpec{AccountRef: ref, UserEmail: "john@example.com", SecretName: "jane-spouse-login-link"},
 		partnersv1.LoginLinkStatus{AccountID: 4711, UserEmail: "john@example.com", SecretName: "jane-spouse-login-link",

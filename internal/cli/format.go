@@ -66,13 +66,19 @@ var hints = map[string]string{
 	partnersv1.ReasonSecretNotFound:            "create the config's Secret with its key",
 	partnersv1.ReasonKeyInvalid:                "put a partner key (it starts with 15th_) in the config's Secret",
 	partnersv1.ReasonAPIURLNotAllowed:          "use an API URL on the manager's --allowed-api-urls",
+	partnersv1.ReasonPaused:                    "remove the annotation partners.fifteenth.com/paused (here or on the owning PartnerAccount) to resume",
+	partnersv1.ReasonStandby:                   "nothing on a standby cluster; to fail over, see docs/operations.md \"Several clusters\"",
+	// The RolloutRestarted condition's: the link is kept, the restart is tried again.
+	partnersv1.ReasonTargetNotFound: "create the workload or fix rolloutRestartTargets; the restart is tried again",
+	partnersv1.ReasonForbidden:      "grant the manager get and patch on the workload (config/rbac/secret_role.yaml)",
+	partnersv1.ReasonPatchFailed:    "read the Warning Event RolloutRestartFailed; the restart is tried again",
 }
 
 // okReasons are the reasons of a Ready condition that is True: no hint.
 var okReasons = map[string]bool{
 	partnersv1.ReasonGenerated: true, partnersv1.ReasonRenewed: true, partnersv1.ReasonLinkValid: true,
 	partnersv1.ReasonCreated: true, partnersv1.ReasonAdopted: true, partnersv1.ReasonAccountReady: true,
-	partnersv1.ReasonValid: true,
+	partnersv1.ReasonValid: true, partnersv1.ReasonRestarted: true,
 }
 
 // hint is the one-line advice for a Ready condition, "" when there is nothing to do or the

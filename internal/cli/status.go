@@ -329,6 +329,12 @@ func (s *status) loginLink(ctx context.Context, out io.Writer, name string) erro
 		fmt.Fprintf(w, "Renew request:\t%s (%s)\n", v, state)
 	}
 	fmt.Fprintf(w, "Election:\t%s\n", elected)
+	if rc := meta.FindStatusCondition(ll.Status.Conditions, partnersv1.ConditionRolloutRestarted); rc != nil {
+		fmt.Fprintf(w, "Restarts:\t%s\n", readyLine(rc))
+		if h := hint(rc); h != "" {
+			fmt.Fprintf(w, "Restart hint:\t%s\n", h)
+		}
+	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
