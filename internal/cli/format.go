@@ -66,13 +66,20 @@ var hints = map[string]string{
 	partnersv1.ReasonSecretNotFound:            "create the config's Secret with its key",
 	partnersv1.ReasonKeyInvalid:                "put a partner key (it starts with 15th_) in the config's Secret",
 	partnersv1.ReasonAPIURLNotAllowed:          "use an API URL on the manager's --allowed-api-urls",
+	partnersv1.ReasonPaused:                    "none while paused: remove the annotation " + partnersv1.AnnotationPaused + " (here or on the owning PartnerAccount) to resume; a renewal asked now waits for it",
+	partnersv1.ReasonStandby:                   "none: a --read-only (standby) manager generates nothing; on failover, run the manager without --read-only (docs/operations.md \"Several clusters\")",
+
+	// Reasons of RolloutRestarted=False (the link itself is fine; it is not generated again).
+	partnersv1.ReasonTargetNotFound: "create the workload, or fix spec.rolloutRestartTargets (same namespace): tried again with backoff",
+	partnersv1.ReasonForbidden:      "grant the operator get and patch on the workload (docs/reference.md RBAC), or remove the target",
+	partnersv1.ReasonPatchFailed:    "read the RolloutRestartFailed Event: tried again with backoff",
 }
 
 // okReasons are the reasons of a Ready condition that is True: no hint.
 var okReasons = map[string]bool{
 	partnersv1.ReasonGenerated: true, partnersv1.ReasonRenewed: true, partnersv1.ReasonLinkValid: true,
 	partnersv1.ReasonCreated: true, partnersv1.ReasonAdopted: true, partnersv1.ReasonAccountReady: true,
-	partnersv1.ReasonValid: true,
+	partnersv1.ReasonValid: true, partnersv1.ReasonRestarted: true,
 }
 
 // hint is the one-line advice for a Ready condition, "" when there is nothing to do or the
