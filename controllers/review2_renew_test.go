@@ -36,8 +36,8 @@ func TestReview2PartnerAccountRenewMalformedAndPaused(t *testing.T) {
 	g.Eventually(func() float64 { return reconciles("partneraccount") }).Should(BeNumerically(">", passes))
 	g.Consistently(func() string { return h.loginLink("r-holder").Annotations[partnersv1.AnnotationRenewRequestedAt] }).Should(BeEmpty())
 	g.Expect(total(h.linkCalls())).To(Equal(0))
-	g.Expect(reconciles("partneraccount") - passes).To(BeNumerically("<", 10), "no hot loop")
-	g.Expect(reconciles("loginlink") - llPasses).To(BeNumerically("<", 10), "no hot loop")
+	g.Expect(reconciles("partneraccount")-passes).To(BeNumerically("<", 10), "no hot loop")
+	g.Expect(reconciles("loginlink")-llPasses).To(BeNumerically("<", 10), "no hot loop")
 
 	// Paused, then a request: nothing; unpaused: exactly one generation per user.
 	h.setPaused(h.partnerAccount("r"), true)
@@ -55,9 +55,10 @@ func TestReview2PartnerAccountRenewMalformedAndPaused(t *testing.T) {
 	}
 }
 
-// A request dated in the future (a client clock ahead, a typo of the year) is acted on once;
-// it must not make the PartnerAccount's later, correct requests (Argo CD's renew action on the
-// PartnerAccount) silently do nothing until that future time.
+// A request dated in the future (a client clock ahead, a typo of the year) must not make the
+// PartnerAccount's later, correct requests (Argo CD's renew action on the PartnerAccount)
+// silently do nothing until that future time. A PartnerAccount's request dated hours ahead is
+// not copied; a LoginLink's own one is acted on once and then bounds nothing.
 func TestReview2PartnerAccountRenewAfterFutureRequest(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	g := h.g
@@ -66,7 +67,17 @@ func TestReview2PartnerAccountRenewAfterFutureRequest(t *testing.T) {
 	g.Eventually(func() string { return h.secretLink("f-login-link") }).ShouldNot(BeEmpty())
 	old := h.secretLink("f-login-link")
 
-	h.annotate(pa, partnersv1.AnnotationRenewRequestedAt, time.Now().Add(2*time.Hour).UTC().Format(time.RFC3339))
+	future := time.Now().Add(2 * time.Hour).UTC().Format(time.RFC3339)
+	h.annotate(pa, partnersv1.AnnotationRenewRequestedAt, future)
+	g.Consistently(func() int { return total(h.linkCalls()) }).Should(Equal(0), "a PartnerAccount's request from the future")
+
+	ll := h.loginLink("f-holder")
+	g.Expect(ll.Annotations[partnersv1.AnnotationRenewRequestedAt]).To(BeEmpty())
+	if ll.Annotations == nil {
+		ll.Annotations = map[string]string{}
+	}
+	ll.Annotations[partnersv1.AnnotationRenewRequestedAt] = future
+	g.Expect(k8s.Update(ctx, ll)).To(Succeed())
 	g.Eventually(func() string { return h.secretLink("f-login-link") }).ShouldNot(Equal(old))
 	g.Consistently(func() int { return total(h.linkCalls()) }).Should(Equal(1))
 	old = h.secretLink("f-login-link")
@@ -76,6 +87,7 @@ func TestReview2PartnerAccountRenewAfterFutureRequest(t *testing.T) {
 	h.annotate(h.partnerAccount("f"), partnersv1.AnnotationRenewRequestedAt, time.Now().UTC().Format(time.RFC3339))
 	g.Eventually(func() string { return h.secretLink("f-login-link") }).WithTimeout(5*time.Second).ShouldNot(Equal(old),
 		"a PartnerAccount's renew request after a future-dated one is dropped")
+	g.Consistently(func() int { return total(h.linkCalls()) }).Should(Equal(2))
 }
 
 // A request while the account's hourly link budget is spent: RateLimited, no hot loop, and
@@ -102,7 +114,7 @@ func TestReview2PartnerAccountRenewRateLimited(t *testing.T) {
 		t.Logf("t=%ds LoginLink passes %v, PartnerAccount passes %v, link calls %v, holder %+v annotations %v", i+1, reconciles("loginlink")-llPasses,
 			reconciles("partneraccount")-passes, h.linkCalls(), ll.Status.Conditions, ll.Annotations)
 	}
-	g.Expect(reconciles("loginlink") - llPasses).To(BeNumerically("<", 60), "hot loop")
+	g.Expect(reconciles("loginlink")-llPasses).To(BeNumerically("<", 60), "hot loop")
 	t.Logf("in 10 s: %v PartnerAccount passes, %v LoginLink passes, %d link calls (%v)", reconciles("partneraccount")-passes,
 		reconciles("loginlink")-llPasses, total(h.linkCalls())-calls, h.linkCalls())
 	for s, old := range links {
@@ -131,5 +143,5 @@ func TestReview2RenewRateLimitedOneUser(t *testing.T) {
 	h.expectLinkReason("o-holder", metav1.ConditionFalse, partnersv1.ReasonRateLimited)
 	time.Sleep(5 * time.Second)
 	t.Logf("LoginLink passes in 5 s: %v, link calls %v", reconciles("loginlink")-llPasses, h.linkCalls())
-	g.Expect(reconciles("loginlink") - llPasses).To(BeNumerically("<", 20), "hot loop")
+	g.Expect(reconciles("loginlink")-llPasses).To(BeNumerically("<", 20), "hot loop")
 }
