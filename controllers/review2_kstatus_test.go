@@ -78,3 +78,23 @@ func TestReview2KstatusStatesAndSteadyState(t *testing.T) {
 	g.Expect(h.kstatus("PartnerAccount", "pa").Status).To(Equal(status.InProgressStatus))
 	g.Expect(h.kstatus("LoginLink", "pa-holder").Status).To(Equal(status.InProgressStatus))
 }
+
+// Pausing one LoginLink of a PartnerAccount (its own annotation, not the PartnerAccount's) is
+// intended: the LoginLink reports Paused with no alert, and so should its PartnerAccount not
+// turn to an alerting not-Ready (fifteenth_partner_account_ready 0, Argo CD Degraded via LinksNotReady).
+func TestReview2PausedLoginLinkOfPartnerAccountNoAlert(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	g := h.g
+	h.create(account("p", "p@example.com"))
+	h.expectAccountReason("p", metav1.ConditionTrue, partnersv1.ReasonCreated)
+	h.expectLinkReason("p-holder", metav1.ConditionTrue, partnersv1.ReasonLinkValid)
+	h.setPaused(h.loginLink("p-holder"), true)
+	h.expectLinkReason("p-holder", metav1.ConditionFalse, partnersv1.ReasonPaused)
+	time.Sleep(2 * time.Second)
+	pa := h.partnerAccount("p")
+	s, r := readyOf(pa.Status.Conditions)
+	v, ok := gauge("fifteenth_partner_account_ready", h.ns, "p")
+	t.Logf("PartnerAccount Ready %s %s (%s); fifteenth_partner_account_ready %v %v; kstatus %s", s, r, readyMessage(pa.Status.Conditions), v, ok,
+		h.kstatus("PartnerAccount", "p").Status)
+	g.Expect(ok && v == 0).To(BeFalse(), "a paused LoginLink makes its PartnerAccount alert: Ready %s %s", s, r)
+}
