@@ -145,3 +145,25 @@ func TestReview2RenewRateLimitedOneUser(t *testing.T) {
 	t.Logf("LoginLink passes in 5 s: %v, link calls %v", reconciles("loginlink")-llPasses, h.linkCalls())
 	g.Expect(reconciles("loginlink")-llPasses).To(BeNumerically("<", 20), "hot loop")
 }
+
+// Argo CD's renew action on a PartnerAccount, clicked twice within one second (the value is to
+// the second, so the second click writes the same value): one new link per user. A click within
+// the second of the links' generation is not later than it, to the second: logged for the report.
+func TestReview2ArgoRenewTwiceSameSecond(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	g := h.g
+	h.create(account("a", "john@a.example", withSpouse("jane@a.example")))
+	pa := h.expectAccountReason("a", metav1.ConditionTrue, partnersv1.ReasonCreated)
+	links := h.coupleLinks("a")
+	time.Sleep(1100 * time.Millisecond)
+	v := time.Now().UTC().Format(time.RFC3339)
+	h.annotate(pa, partnersv1.AnnotationRenewRequestedAt, v)
+	h.annotate(h.partnerAccount("a"), partnersv1.AnnotationRenewRequestedAt, v)
+	for s, old := range links {
+		g.Eventually(func() string { return h.secretLink(s) }).ShouldNot(Equal(old), s)
+	}
+	g.Consistently(func() int { return total(h.linkCalls()) }).WithTimeout(2*time.Second).Should(Equal(2), "one new link per user")
+	for s := range links {
+		g.Expect(h.linkState(h.secretLink(s))).To(Equal("valid"), s)
+	}
+}
