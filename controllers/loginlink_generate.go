@@ -385,13 +385,28 @@ func (r *LoginLinkReconciler) ofLease(ctx context.Context, o client.Object) []re
 		ns, name, _ := strings.Cut(*l.Spec.HolderIdentity, "/")
 		holderKey = types.NamespacedName{Namespace: ns, Name: name}
 	}
+	// Only the LoginLinks of the Lease's user (or whose user is not known yet): a user's
+	// election concerns them alone, and waking the other users' LoginLinks of the account made
+	// two users' LoginLinks that retry (a rate limit) wake each other with every Lease write.
+	_, user, _ := strings.Cut(o.GetAnnotations()[election.AnnotationUser], "/")
 	var reqs []reconcile.Request
 	for _, req := range r.accountRequests(ctx, id) {
-		if holder == "" || req.NamespacedName != holderKey {
+		if (holder == "" || req.NamespacedName != holderKey) && r.mayBeUser(ctx, req.NamespacedName, user) {
 			reqs = append(reqs, req)
 		}
 	}
 	return reqs
+}
+
+// mayBeUser reports whether a LoginLink's user, by its spec or its status, is user, or is not
+// known (or user is not).
+func (r *LoginLinkReconciler) mayBeUser(ctx context.Context, key types.NamespacedName, user string) bool {
+	ll := &partnersv1.LoginLink{}
+	if user == "" || r.Get(ctx, key, ll) != nil {
+		return true
+	}
+	spec, seen := strings.ToLower(ll.Spec.UserEmail), strings.ToLower(ll.Status.UserEmail)
+	return spec == "" || seen == "" || spec == user || seen == user
 }
 
 // markerOnly reports a Secret update that changed nothing but the generation marker.

@@ -201,7 +201,7 @@ func (r *PartnerAccountReconciler) ensureLoginLink(ctx context.Context, pa *part
 			return conflict
 		}
 		ll.Spec = want
-		propagateRenewRequest(pa, ll)
+		propagateRenewRequest(pa, ll, r.now())
 		return controllerutil.SetControllerReference(pa, ll, r.Scheme())
 	})
 	if errors.As(err, &conflict) {

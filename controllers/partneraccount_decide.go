@@ -121,8 +121,14 @@ func decideReady(accountID int64, accountStatus string, users []userHold) verdic
 		return verdict{step: stepTerminal, reason: partnersv1.ReasonAccountSuspended,
 			message: fmt.Sprintf("account %d is suspended; its links are not renewed until it is active", accountID)}
 	}
+	var paused *userHold
 	for _, u := range users {
 		switch {
+		case !u.otherNamespace && u.heldBy != "" && !u.ready && u.reason == partnersv1.ReasonPaused:
+			// Paused on purpose: reported after any failure of another user, with no alert.
+			if paused == nil {
+				paused = &u
+			}
 		case u.otherNamespace:
 			return verdict{step: stepTerminal, reason: partnersv1.ReasonLinksNotReady,
 				message: fmt.Sprintf("the %s %s is held by a LoginLink in another namespace", u.role, u.email)}
@@ -133,6 +139,10 @@ func decideReady(accountID int64, accountStatus string, users []userHold) verdic
 			return verdict{step: stepTerminal, reason: partnersv1.ReasonLinksNotReady,
 				message: fmt.Sprintf("LoginLink %s holds the %s %s and is not Ready: %s: %s", u.heldBy, u.role, u.email, u.reason, u.message)}
 		}
+	}
+	if paused != nil {
+		return verdict{step: stepTerminal, reason: partnersv1.ReasonPaused,
+			message: fmt.Sprintf("LoginLink %s holds the %s %s and is paused: %s", paused.heldBy, paused.role, paused.email, paused.message)}
 	}
 	return verdict{step: stepProceed, reason: partnersv1.ReasonAccountReady,
 		message: fmt.Sprintf("account %d is %s and its users' links are kept", accountID, accountStatus)}

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -21,6 +22,9 @@ func TestPropagateRenewRequest(t *testing.T) {
 		{"same request", "2026-12-01T10:00:00Z", "2026-12-01T10:00:00Z", "2026-12-01T10:00:00Z"},
 		{"malformed request", "now", "", ""},
 		{"malformed own value", "2026-12-01T10:00:00Z", "yesterday", "2026-12-01T10:00:00Z"},
+		{"own value in the future", "2026-12-01T10:00:00Z", "2099-01-01T00:00:00Z", "2026-12-01T10:00:00Z"},
+		{"request from the future", "2099-01-01T00:00:00Z", "2026-12-01T10:00:00Z", "2026-12-01T10:00:00Z"},
+		{"request a little ahead", "2026-12-01T10:03:00Z", "2026-12-01T10:00:00Z", "2026-12-01T10:03:00Z"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			pa := &partnersv1.PartnerAccount{}
@@ -31,7 +35,7 @@ func TestPropagateRenewRequest(t *testing.T) {
 			if tt.ll != "" {
 				ll.Annotations = map[string]string{k: tt.ll}
 			}
-			propagateRenewRequest(pa, ll)
+			propagateRenewRequest(pa, ll, time.Date(2026, 12, 1, 10, 0, 30, 0, time.UTC))
 			if got := ll.Annotations[k]; got != tt.want {
 				t.Fatalf("LoginLink's request = %q, want %q", got, tt.want)
 			}

@@ -82,7 +82,8 @@ type harness struct {
 	namespaces []string
 	grants     []string
 
-	stopMgr func()
+	stopMgr  func()
+	readOnly bool
 }
 
 type harnessOpts struct {
@@ -94,13 +95,15 @@ type harnessOpts struct {
 	tenants []string
 	// grants are the namespaces with that grant, by tenant name ("" is h.ns; default: h.ns).
 	grants []string
+	// readOnly starts the manager with --read-only (a standby).
+	readOnly bool
 }
 
 // newHarness starts a simulator and a manager for one test. The client's limits match the
 // simulator's time scale, as an operator configured for a time-scaled simulator would be.
 func newHarness(t *testing.T, o harnessOpts) *harness {
 	t.Helper()
-	h := &harness{t: t, g: NewWithT(t), ns: "t-" + rand.String(6), logs: &testenv.LogBuffer{}, scale: o.sim.TimeScale}
+	h := &harness{t: t, g: NewWithT(t), ns: "t-" + rand.String(6), logs: &testenv.LogBuffer{}, scale: o.sim.TimeScale, readOnly: o.readOnly}
 	if h.scale == 0 {
 		h.scale = 1
 	}
@@ -176,7 +179,7 @@ func (h *harness) startManager(syncPeriod time.Duration) {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.g.Expect(controllers.Setup(ctx, mgr, controllers.Config{
 		API: h.api, APIEndpoint: h.simURL, APITimeout: 5 * time.Second, ElectionNamespace: h.ns, AccountSyncPeriod: syncPeriod,
-		AccountAccessNamespaces: strings.Join(h.grants, ","), SecretTTL: 300 * time.Millisecond,
+		AccountAccessNamespaces: strings.Join(h.grants, ","), SecretTTL: 300 * time.Millisecond, ReadOnly: h.readOnly,
 		Controller: controller.Options{SkipNameValidation: ptr.To(true), MaxConcurrentReconciles: 4},
 	})).To(Succeed())
 	done := make(chan struct{})

@@ -79,7 +79,8 @@ const (
 
 	// ReasonPaused: the object, or the PartnerAccount that owns the LoginLink, carries the
 	// annotation partners.fifteenth.com/paused: "true". Nothing is called or written (the
-	// Secret stays as it is), and a paused LoginLink keeps its hold on its user.
+	// Secret stays as it is), and a paused LoginLink keeps its hold on its user. A
+	// PartnerAccount whose user is held by a paused LoginLink reports it too.
 	ReasonPaused = "Paused"
 	// ReasonStandby: the manager runs with --read-only (a standby cluster). It calls neither
 	// Create Account nor Generate Login Link and writes no Secret; the message says what it

@@ -66,12 +66,13 @@ var hints = map[string]string{
 	partnersv1.ReasonSecretNotFound:            "create the config's Secret with its key",
 	partnersv1.ReasonKeyInvalid:                "put a partner key (it starts with 15th_) in the config's Secret",
 	partnersv1.ReasonAPIURLNotAllowed:          "use an API URL on the manager's --allowed-api-urls",
-	partnersv1.ReasonPaused:                    "remove the annotation partners.fifteenth.com/paused (here or on the owning PartnerAccount) to resume",
-	partnersv1.ReasonStandby:                   "nothing on a standby cluster; to fail over, see docs/operations.md \"Several clusters\"",
-	// The RolloutRestarted condition's: the link is kept, the restart is tried again.
-	partnersv1.ReasonTargetNotFound: "create the workload or fix rolloutRestartTargets; the restart is tried again",
-	partnersv1.ReasonForbidden:      "grant the manager get and patch on the workload (config/rbac/secret_role.yaml)",
-	partnersv1.ReasonPatchFailed:    "read the Warning Event RolloutRestartFailed; the restart is tried again",
+	partnersv1.ReasonPaused:                    "none while paused: remove the annotation " + partnersv1.AnnotationPaused + " (here or on the owning PartnerAccount) to resume; a renewal asked now waits for it",
+	partnersv1.ReasonStandby:                   "none: a --read-only (standby) manager generates nothing; on failover, run the manager without --read-only (docs/operations.md \"Several clusters\")",
+
+	// Reasons of RolloutRestarted=False (the link itself is fine; it is not generated again).
+	partnersv1.ReasonTargetNotFound: "create the workload, or fix spec.rolloutRestartTargets (same namespace): tried again with backoff",
+	partnersv1.ReasonForbidden:      "grant the operator get and patch on the workload (docs/reference.md RBAC), or remove the target",
+	partnersv1.ReasonPatchFailed:    "read the RolloutRestartFailed Event: tried again with backoff",
 }
 
 // okReasons are the reasons of a Ready condition that is True: no hint.

@@ -124,8 +124,13 @@ func (r *renew) run(ctx context.Context, f *renewFlags, args []string) error {
 			return fmt.Errorf("cannot annotate LoginLink %s/%s: %w", ll.Namespace, ll.Name, err)
 		}
 		note := ""
-		if superseded(ll) {
+		switch reason := readyReason(ll); {
+		case superseded(ll):
 			note = "superseded: it calls nothing while another LoginLink holds the user"
+		case reason == partnersv1.ReasonPaused:
+			note = "paused: nothing is generated until the paused annotation is removed"
+		case reason == partnersv1.ReasonStandby:
+			note = "standby (--read-only manager): nothing is generated here"
 		}
 		account := "account -"
 		if ll.Status.AccountID != 0 {
@@ -222,6 +227,14 @@ func holds(pa *partnersv1.PartnerAccount, name string) bool {
 func superseded(ll *partnersv1.LoginLink) bool {
 	c := meta.FindStatusCondition(ll.Status.Conditions, partnersv1.ConditionReady)
 	return c != nil && c.Reason == partnersv1.ReasonSuperseded
+}
+
+// readyReason is the reason of a LoginLink's Ready condition, "" without one.
+func readyReason(ll *partnersv1.LoginLink) string {
+	if c := meta.FindStatusCondition(ll.Status.Conditions, partnersv1.ConditionReady); c != nil {
+		return c.Reason
+	}
+	return ""
 }
 
 // budget is an estimate of one account's links in the current hour.

@@ -307,6 +307,12 @@ func (s *status) loginLink(ctx context.Context, out io.Writer, name string) erro
 	if h := hint(c); h != "" {
 		fmt.Fprintf(w, "Hint:\t%s\n", h)
 	}
+	if rc := meta.FindStatusCondition(ll.Status.Conditions, partnersv1.ConditionRolloutRestarted); rc != nil {
+		fmt.Fprintf(w, "Restarts:\t%s\n", readyLine(rc))
+		if h := hint(rc); h != "" {
+			fmt.Fprintf(w, "Hint:\t%s\n", h)
+		}
+	}
 	fmt.Fprintf(w, "Secret:\t%s\n", secretState(ll, secret, serr))
 	fmt.Fprintf(w, "Generated:\t%s\n", when(s.now, ll.Status.GeneratedAt))
 	expires := when(s.now, ll.Status.ExpiresAt)
@@ -329,12 +335,6 @@ func (s *status) loginLink(ctx context.Context, out io.Writer, name string) erro
 		fmt.Fprintf(w, "Renew request:\t%s (%s)\n", v, state)
 	}
 	fmt.Fprintf(w, "Election:\t%s\n", elected)
-	if rc := meta.FindStatusCondition(ll.Status.Conditions, partnersv1.ConditionRolloutRestarted); rc != nil {
-		fmt.Fprintf(w, "Restarts:\t%s\n", readyLine(rc))
-		if h := hint(rc); h != "" {
-			fmt.Fprintf(w, "Restart hint:\t%s\n", h)
-		}
-	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
@@ -442,6 +442,11 @@ func (s *status) partnerAccount(ctx context.Context, out io.Writer, name string)
 			short(s.now, ll.Status.GeneratedAt), expires, renews)
 		if h := hint(lc); h != "" && lc.Reason != partnersv1.ReasonSuperseded {
 			hintLines = append(hintLines, fmt.Sprintf("  %s (%s): %s", ll.Name, lc.Reason, h))
+		}
+		if rc := meta.FindStatusCondition(ll.Status.Conditions, partnersv1.ConditionRolloutRestarted); rc != nil {
+			if h := hint(rc); h != "" {
+				hintLines = append(hintLines, fmt.Sprintf("  %s (%s %s): %s", ll.Name, partnersv1.ConditionRolloutRestarted, rc.Reason, h))
+			}
 		}
 	}
 	if err := w.Flush(); err != nil {

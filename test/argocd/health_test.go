@@ -187,7 +187,7 @@ func apiReasons(t *testing.T) []string {
 		if !ok || g.Tok != token.CONST {
 			continue
 		}
-		// The RolloutRestarted condition's reasons are never Ready's (Ready stays True).
+		// The RolloutRestarted condition's reasons are never Ready's: health reads Ready only.
 		if g.Doc != nil && strings.Contains(g.Doc.Text(), "Reasons of the RolloutRestarted condition") {
 			continue
 		}
