@@ -83,6 +83,8 @@ type harness struct {
 	grants     []string
 
 	stopMgr func()
+	// readOnly starts the next manager with --read-only (a standby).
+	readOnly bool
 }
 
 type harnessOpts struct {
@@ -176,7 +178,7 @@ func (h *harness) startManager(syncPeriod time.Duration) {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.g.Expect(controllers.Setup(ctx, mgr, controllers.Config{
 		API: h.api, APIEndpoint: h.simURL, APITimeout: 5 * time.Second, ElectionNamespace: h.ns, AccountSyncPeriod: syncPeriod,
-		AccountAccessNamespaces: strings.Join(h.grants, ","), SecretTTL: 300 * time.Millisecond,
+		AccountAccessNamespaces: strings.Join(h.grants, ","), SecretTTL: 300 * time.Millisecond, ReadOnly: h.readOnly,
 		Controller: controller.Options{SkipNameValidation: ptr.To(true), MaxConcurrentReconciles: 4},
 	})).To(Succeed())
 	done := make(chan struct{})
