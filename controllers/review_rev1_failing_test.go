@@ -1,0 +1,64 @@
+package controllers_test
+
+import (
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
+	"github.com/fifteenth/fifteenth-operator/internal/fifteenth/sim"
+)
+
+// Two new links within one second (the API's generation times are whole seconds): here a
+// spec change right after the first link. The second link invalidates the first, so the
+// target, restarted for the first link, must be restarted again; its restartedAt equals the
+// second link's time already, and it is not.
+func TestReviewRestartSameSecond(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	g := h.g
+	web := deployment("web", nil)
+	h.create(web)
+	id := h.createAccount("same-second@example.com")
+	// Start just after a second boundary, so that both links fall in the same second.
+	g.Eventually(func() bool { n := time.Now().Nanosecond(); return n > 10e6 && n < 60e6 }).WithPolling(time.Millisecond).Should(BeTrue())
+	h.create(linkFor("app", id, func(s *partnersv1.LoginLinkSpec) {
+		s.RolloutRestartTargets = []partnersv1.RolloutRestartTarget{{Kind: "Deployment", Name: "web"}}
+	}))
+	var first string
+	g.Eventually(func() string { first = h.secretLink("app"); return first }).WithPolling(5 * time.Millisecond).ShouldNot(BeEmpty())
+	gen1 := h.secretGeneratedAt("app")
+	ll := h.loginLink("app")
+	ll.Spec.ExpiryHours = ptr.To[int32](2)
+	g.Expect(k8s.Update(ctx, ll)).To(Succeed())
+	g.Eventually(func() string { return h.secretLink("app") }).ShouldNot(Equal(first))
+	gen2 := h.secretGeneratedAt("app")
+	if !gen2.Equal(gen1) {
+		t.Skipf("the two links fell in different seconds (%s, %s): the case was not reached", gen1, gen2)
+	}
+	g.Expect(h.linkState(first)).NotTo(Equal("valid"))
+	g.Eventually(func() int64 { n, _ := h.workload(web); return n }).WithTimeout(5*time.Second).Should(Equal(int64(3)),
+		"the workload was restarted for the first link only; its pods may hold the invalidated first link")
+}
+
+// A paused LoginLink whose stored link expired holds nothing worth keeping: a newer LoginLink
+// for the same user should be able to give the user a valid link. At 1800x a 1-hour link
+// lasts 2 s.
+func TestReviewPausedExpiredHolderReleasesUser(t *testing.T) {
+	h := newHarness(t, harnessOpts{sim: sim.Config{TimeScale: 1800}})
+	g := h.g
+	id := h.createAccount("expired-holder@example.com")
+	h.create(linkFor("old", id, func(s *partnersv1.LoginLinkSpec) { s.ExpiryHours = ptr.To[int32](1) }))
+	h.expectLinkReason("old", metav1.ConditionTrue, partnersv1.ReasonGenerated)
+	old := h.loginLink("old")
+	h.setPaused(old, true)
+	h.expectLinkReason("old", metav1.ConditionFalse, partnersv1.ReasonPaused)
+	link := h.secretLink("old")
+	g.Eventually(func() string { return h.linkState(link) }).WithTimeout(10 * time.Second).Should(Equal("expired"))
+
+	h.create(linkFor("new", id, func(s *partnersv1.LoginLinkSpec) { s.ExpiryHours = ptr.To[int32](1) }))
+	g.Eventually(func() string { return h.linkState(h.secretLink("new")) }).WithTimeout(10*time.Second).Should(Equal("valid"),
+		"the user has no valid link anywhere: the paused holder's link expired and the newer LoginLink stays Superseded")
+}
