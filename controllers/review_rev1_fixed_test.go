@@ -56,9 +56,15 @@ func TestReviewPausedExpiredHolderReleasesUser(t *testing.T) {
 	h.setPaused(old, true)
 	h.expectLinkReason("old", metav1.ConditionFalse, partnersv1.ReasonPaused)
 	link := h.secretLink("old")
-	g.Eventually(func() string { return h.linkState(link) }).WithTimeout(10 * time.Second).Should(Equal("expired"))
-
+	// A newcomer while the paused link is valid: Superseded, nothing generated.
+	h.afterCreationSecond(old)
 	h.create(linkFor("new", id, func(s *partnersv1.LoginLinkSpec) { s.ExpiryHours = ptr.To[int32](1) }))
+	h.expectLinkReason("new", metav1.ConditionFalse, partnersv1.ReasonSuperseded)
+	g.Expect(h.linkState(link)).To(Equal("valid"))
+	// Once the paused link expired, the newcomer gives the user a valid link, woken by no
+	// change of any object.
+	g.Eventually(func() string { return h.linkState(link) }).WithTimeout(10 * time.Second).Should(Equal("expired"))
 	g.Eventually(func() string { return h.linkState(h.secretLink("new")) }).WithTimeout(10*time.Second).Should(Equal("valid"),
 		"the user has no valid link anywhere: the paused holder's link expired and the newer LoginLink stays Superseded")
+	h.expectLinkReason("old", metav1.ConditionFalse, partnersv1.ReasonPaused)
 }
