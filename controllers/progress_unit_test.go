@@ -139,7 +139,7 @@ func computeKstatus(t *testing.T, conds []metav1.Condition, generation, observed
 // apiReadyReasons returns the values of the Reason* constants of api/v1alpha1/common.go.
 func apiReadyReasons(t *testing.T) []string {
 	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(testenv.RepoRoot(), "api", "v1alpha1", "common.go"), nil, 0)
+	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(testenv.RepoRoot(), "api", "v1alpha1", "common.go"), nil, parser.ParseComments)
 	if err != nil {
 		t.Fatal(err)
 	}
