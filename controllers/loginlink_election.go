@@ -18,6 +18,7 @@ import (
 
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
 	"github.com/fifteenth/fifteenth-operator/internal/election"
+	"github.com/fifteenth/fifteenth-operator/internal/renewal"
 )
 
 // reconcileElection ends the pass of a LoginLink that does not hold its user: the newest
@@ -32,7 +33,14 @@ func (r *LoginLinkReconciler) reconcileElection(ctx context.Context, s *linkScop
 	if holder.UID == s.me.UID {
 		return ctrl.Result{}, false, nil
 	}
-	return ctrl.Result{}, true, r.superseded(ctx, s, holder)
+	res := ctrl.Result{}
+	if holder.Pinned {
+		// A paused holder keeps the user while its link is valid, not after.
+		if at := r.pinnedUntil(ctx, holder); !at.IsZero() {
+			res.RequeueAfter = renewal.RequeueAfter(r.now(), at, minRequeue)
+		}
+	}
+	return res, true, r.superseded(ctx, s, holder)
 }
 
 // superseded reports that holder keeps the user, and removes this LoginLink's link from its

@@ -48,6 +48,12 @@ func (r *LoginLinkReconciler) generate(ctx context.Context, s *linkScope, d link
 		// again with it rather than call on stale facts.
 		return ctrl.Result{RequeueAfter: minRequeue}, nil
 	}
+	// Its owner PartnerAccount paused since the cache was read: no call. The LoginLink's own
+	// annotation is covered by the resourceVersion above; the owner's is read live here (one
+	// GET per generation), and the pass after the cache caught up reports Paused.
+	if who, err := pausedBy(ctx, r.APIReader, fresh); err != nil || who != "" {
+		return ctrl.Result{RequeueAfter: minRequeue}, err
+	}
 	// A namespace or owner being deleted since the pass began: no call. Read from the cache,
 	// which by now has had the live reads above to catch up: a live read here cost the scale
 	// run a fifth of its time (bench/results.md), and what it would close is the watch delay,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -59,7 +60,12 @@ func (r *LoginLinkReconciler) reconcilePaused(ctx context.Context, s *linkScope)
 
 // holdsCurrentLink reports whether a LoginLink's stored link is its user's current one, as
 // the user's Lease (rec) records it; with no generation recorded, whether it stores a link.
-func holdsCurrentLink(ll *partnersv1.LoginLink, rec *election.Record) bool {
+// An expired link is nobody's to keep: a pause then protects nothing, and holding the user
+// would leave them without a valid link.
+func holdsCurrentLink(ll *partnersv1.LoginLink, rec *election.Record, now time.Time) bool {
+	if !unexpired(ll, now) {
+		return false
+	}
 	if rec == nil || rec.GeneratedBy == "" {
 		return ll.Status.ExpiresAt != nil
 	}
@@ -69,7 +75,7 @@ func holdsCurrentLink(ll *partnersv1.LoginLink, rec *election.Record) bool {
 // pinned reports whether a LoginLink is paused and holds its user's current link: it then
 // keeps the user against any newer LoginLink (election.Candidate.Pinned).
 func (d *deps) pinned(ctx context.Context, c client.Reader, ll *partnersv1.LoginLink, rec *election.Record) bool {
-	if !holdsCurrentLink(ll, rec) {
+	if !holdsCurrentLink(ll, rec, d.now()) {
 		return false
 	}
 	who, err := pausedBy(ctx, c, ll)
@@ -89,7 +95,7 @@ func (r *LoginLinkReconciler) pausedHolder(ctx context.Context, s *linkScope) (b
 	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, ll); err != nil {
 		return false, client.IgnoreNotFound(err)
 	}
-	if ll.UID != rec.Holder.UID || !ll.DeletionTimestamp.IsZero() {
+	if ll.UID != rec.Holder.UID || !ll.DeletionTimestamp.IsZero() || !unexpired(ll, r.now()) {
 		return false, nil
 	}
 	who, err := pausedBy(ctx, r.APIReader, ll)
@@ -97,4 +103,22 @@ func (r *LoginLinkReconciler) pausedHolder(ctx context.Context, s *linkScope) (b
 		return false, err
 	}
 	return true, r.superseded(ctx, s, rec.Holder)
+}
+
+// unexpired reports whether a LoginLink's status shows a stored link that may not have
+// expired yet: status keeps whole seconds (truncated), so the link surely expired only a
+// second after the time shown.
+func unexpired(ll *partnersv1.LoginLink, now time.Time) bool {
+	return ll.Status.ExpiresAt != nil && now.Before(ll.Status.ExpiresAt.Add(time.Second))
+}
+
+// pinnedUntil is when the link of a pinned (paused) holder expires, as the cache shows it:
+// the LoginLinks it keeps Superseded look again then (zero when unknown).
+func (r *LoginLinkReconciler) pinnedUntil(ctx context.Context, holder election.Candidate) time.Time {
+	ns, name, _ := strings.Cut(holder.ID, "/")
+	ll := &partnersv1.LoginLink{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, ll); err != nil || ll.UID != holder.UID || ll.Status.ExpiresAt == nil {
+		return time.Time{}
+	}
+	return ll.Status.ExpiresAt.Add(time.Second)
 }

@@ -82,7 +82,8 @@ type harness struct {
 	namespaces []string
 	grants     []string
 
-	stopMgr  func()
+	stopMgr func()
+	// readOnly starts the next manager with --read-only (a standby).
 	readOnly bool
 }
 
