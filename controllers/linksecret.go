@@ -20,6 +20,12 @@ import (
 const (
 	// annGeneratedAt is when the API issued the link (its created_at), RFC 3339.
 	annGeneratedAt = "partners.fifteenth.com/generated-at"
+	// annStoredAt is when the operator stored the link, RFC 3339 to the nanosecond. The API's
+	// created_at is to the second, so two links generated in one second (a PartnerAccount's
+	// holder and spouse renewed together, a spec change right after a generation) share it;
+	// the rollout restarts tell them apart by this time. Not in the checksum: Secrets written
+	// before it existed stay valid (their restarts use generated-at).
+	annStoredAt = "partners.fifteenth.com/stored-at"
 	// annSpecHash is the hash of the parameters the link was generated with.
 	annSpecHash = "partners.fifteenth.com/spec-hash"
 	// annChecksum detects a Secret edited by hand.
@@ -96,7 +102,10 @@ type storedLink struct {
 	AccountID   int64
 	ExpiresAt   time.Time
 	GeneratedAt time.Time
-	SpecHash    string
+	// StoredAt is when the operator stored this link (zero for Secrets written before
+	// stored-at existed): see annStoredAt.
+	StoredAt time.Time
+	SpecHash string
 	// RenewRequest is the renew-requested-at value this link satisfied.
 	RenewRequest string
 }
@@ -125,6 +134,15 @@ func checksum(data map[string][]byte, generatedAt, specHash string) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
+// restartTime is the time a link's rollout restarts carry: when it was stored, or (a Secret
+// written before stored-at existed) when the API generated it.
+func (l storedLink) restartTime() time.Time {
+	if !l.StoredAt.IsZero() {
+		return l.StoredAt
+	}
+	return l.GeneratedAt
+}
+
 // readSecret reads the link a Secret holds and classifies it.
 func readSecret(s *corev1.Secret) (storedLink, secretState) {
 	if s == nil {
@@ -140,6 +158,9 @@ func readSecret(s *corev1.Secret) (storedLink, secretState) {
 	exp, errExp := time.Parse(time.RFC3339Nano, string(s.Data[partnersv1.SecretKeyExpiresAt]))
 	gen, errGen := time.Parse(time.RFC3339Nano, ann[annGeneratedAt])
 	l.AccountID, l.ExpiresAt, l.GeneratedAt = id, exp, gen
+	if at, err := time.Parse(time.RFC3339Nano, ann[annStoredAt]); err == nil {
+		l.StoredAt = at
+	}
 	if _, handedOver := ann[partnersv1.AnnotationHeldBy]; handedOver && l.URL == "" {
 		return l, secretHandedOver
 	}
@@ -167,6 +188,11 @@ func fillSecret(s *corev1.Secret, l storedLink, tmpl *partnersv1.SecretTemplate)
 	generatedAt := l.GeneratedAt.UTC().Format(time.RFC3339Nano)
 	setSecretMeta(s, tmpl)
 	s.Annotations[annGeneratedAt] = generatedAt
+	if l.StoredAt.IsZero() {
+		delete(s.Annotations, annStoredAt)
+	} else {
+		s.Annotations[annStoredAt] = l.StoredAt.UTC().Format(time.RFC3339Nano)
+	}
 	s.Annotations[annSpecHash] = l.SpecHash
 	s.Annotations[annChecksum] = checksum(s.Data, generatedAt, l.SpecHash)
 	if l.RenewRequest != "" {

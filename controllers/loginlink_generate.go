@@ -138,7 +138,7 @@ func (r *LoginLinkReconciler) callAndStore(ctx context.Context, s *linkScope, d 
 		return r.generationFailed(ctx, s, err)
 	}
 	link := storedLink{URL: resp.LoginLink, UserEmail: resp.UserEmail, AccountID: int64(resp.AccountID),
-		ExpiresAt: resp.ExpiresAt, GeneratedAt: resp.CreatedAt, SpecHash: s.params.hash(),
+		ExpiresAt: resp.ExpiresAt, GeneratedAt: resp.CreatedAt, StoredAt: time.Now(), SpecHash: s.params.hash(),
 		RenewRequest: ll.Annotations[partnersv1.AnnotationRenewRequestedAt]}
 	if link.AccountID == 0 {
 		link.AccountID = t.accountID

@@ -301,7 +301,7 @@ func (r *PartnerAccountReconciler) seed(ctx context.Context, ll *partnersv1.Logi
 	if url == "" {
 		return
 	}
-	link := storedLink{URL: url, UserEmail: user, AccountID: accountID, ExpiresAt: expires, GeneratedAt: created,
+	link := storedLink{URL: url, UserEmail: user, AccountID: accountID, ExpiresAt: expires, GeneratedAt: created, StoredAt: time.Now(),
 		SpecHash: paramsFor(&ll.Spec, accountID).hash()}
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ll.Namespace, Name: ll.Spec.SecretName}}
 	fillSecret(s, link, ll.Spec.SecretTemplate)

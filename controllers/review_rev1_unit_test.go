@@ -125,7 +125,7 @@ func TestReviewRestartNotForALinkNeverStored(t *testing.T) {
 	}
 	s := e.getSecret("acme-login-link")
 	link, _ := readSecret(s)
-	if got, want := d.Spec.Template.Annotations[partnersv1.AnnotationRestartedAt], stamp(link.GeneratedAt); got != want || patches != 1 {
+	if got, want := d.Spec.Template.Annotations[partnersv1.AnnotationRestartedAt], link.restartTime().UTC().Format(time.RFC3339Nano); got != want || patches != 1 {
 		t.Fatalf("restartedAt %q after %d patches, want %q after 1", got, patches, want)
 	}
 }

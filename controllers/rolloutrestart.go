@@ -78,7 +78,8 @@ func (r *LoginLinkReconciler) reconcileRestarts(ctx context.Context, s *linkScop
 		meta.RemoveStatusCondition(&ll.Status.Conditions, partnersv1.ConditionRolloutRestarted)
 		return nil
 	}
-	generatedAt := s.in.Link.GeneratedAt
+	// The link's time to the nanosecond: two links stored in one second each restart once.
+	generatedAt := s.in.Link.restartTime()
 	if c := meta.FindStatusCondition(ll.Status.Conditions, partnersv1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue ||
 		s.in.State != secretOK || generatedAt.IsZero() {
 		return nil

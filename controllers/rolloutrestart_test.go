@@ -53,8 +53,24 @@ func (h *harness) workload(obj client.Object) (int64, string) {
 	return 0, ""
 }
 
-// secretGeneratedAt is the generation time of the link a LoginLink's Secret holds.
+// secretGeneratedAt is the time of the link a LoginLink's Secret holds, as its restarts carry
+// it: when the operator stored it (to the nanosecond; the API's generation time is to the
+// second).
 func (h *harness) secretGeneratedAt(name string) time.Time {
+	h.t.Helper()
+	s := &corev1.Secret{}
+	h.g.Expect(k8s.Get(ctx, h.key(name), s)).To(Succeed())
+	at, err := time.Parse(time.RFC3339Nano, s.Annotations["partners.fifteenth.com/stored-at"])
+	h.g.Expect(err).NotTo(HaveOccurred())
+	gen, err := time.Parse(time.RFC3339Nano, s.Annotations["partners.fifteenth.com/generated-at"])
+	h.g.Expect(err).NotTo(HaveOccurred())
+	h.g.Expect(at).NotTo(BeTemporally("<", gen), "a link is stored after the API generated it")
+	return at
+}
+
+// secretAPIGeneratedAt is the API's generation time (to the second) of the link a
+// LoginLink's Secret holds.
+func (h *harness) secretAPIGeneratedAt(name string) time.Time {
 	h.t.Helper()
 	s := &corev1.Secret{}
 	h.g.Expect(k8s.Get(ctx, h.key(name), s)).To(Succeed())

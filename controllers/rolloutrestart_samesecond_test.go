@@ -16,7 +16,8 @@ import (
 // Two new links within one second (the API's generation times are whole seconds): here a
 // spec change right after the first link. The second link invalidates the first, so the
 // target, restarted for the first link, must be restarted again; its restartedAt equals the
-// second link's time already, and it is not.
+// second link's time already, and it is not (a defect found in review: the restarts now carry
+// the time the operator stored each link, to the nanosecond).
 func TestReviewRestartSameSecond(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	g := h.g
@@ -30,15 +31,14 @@ func TestReviewRestartSameSecond(t *testing.T) {
 	}))
 	var first string
 	g.Eventually(func() string { first = h.secretLink("app"); return first }).WithPolling(5 * time.Millisecond).ShouldNot(BeEmpty())
-	gen1 := h.secretGeneratedAt("app")
+	gen1 := h.secretAPIGeneratedAt("app")
 	ll := h.loginLink("app")
 	ll.Spec.ExpiryHours = ptr.To[int32](2)
 	g.Expect(k8s.Update(ctx, ll)).To(Succeed())
 	g.Eventually(func() string { return h.secretLink("app") }).ShouldNot(Equal(first))
-	gen2 := h.secretGeneratedAt("app")
-	if !gen2.Equal(gen1) {
-		t.Skipf("the two links fell in different seconds (%s, %s): the case was not reached", gen1, gen2)
-	}
+	// Usually the same second (the test starts just after a boundary); either way each link
+	// restarts the target once.
+	t.Logf("the API's generation times: %s, %s", gen1, h.secretAPIGeneratedAt("app"))
 	g.Expect(h.linkState(first)).NotTo(Equal("valid"))
 	g.Eventually(func() int64 { n, _ := h.workload(web); return n }).WithTimeout(5*time.Second).Should(Equal(int64(3)),
 		"the workload was restarted for the first link only; its pods may hold the invalidated first link")
