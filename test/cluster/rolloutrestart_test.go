@@ -48,10 +48,11 @@ func TestRolloutRestartMakesOneReplicaSetPerLink(t *testing.T) {
 			LoginLink: &partnersv1.AccountLoginLinkSpec{
 				RolloutRestartTargets: []partnersv1.RolloutRestartTarget{{Kind: "Deployment", Name: "portal"}}}}}
 	g.Expect(k8s.Create(ctx, pa)).To(Succeed())
+	// The time the restarts carry: when the operator stored the link (to the nanosecond).
 	generatedAt := func() string {
 		s := &corev1.Secret{}
 		g.Expect(k8s.Get(ctx, w.key("acme-login-link"), s)).To(Succeed())
-		return s.Annotations["partners.fifteenth.com/generated-at"]
+		return s.Annotations["partners.fifteenth.com/stored-at"]
 	}
 	g.Eventually(func(g Gomega) {
 		ll := &partnersv1.LoginLink{}
