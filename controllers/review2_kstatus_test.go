@@ -47,10 +47,10 @@ func TestReview2KstatusStatesAndSteadyState(t *testing.T) {
 	g.Eventually(func() status.Status { return h.kstatus("PartnerAccount", "pa").Status }).Should(Equal(status.CurrentStatus))
 	time.Sleep(time.Second)
 	// (the PartnerAccount writes status.lastSyncTime at each account sync, by design)
-	rvs := map[string]string{"pa": string(h.partnerAccount("pa").Status.Conditions[0].LastTransitionTime.String()), "pa-holder": h.loginLink("pa-holder").ResourceVersion,
+	rvs := map[string]string{"pa": h.partnerAccount("pa").Status.Conditions[0].LastTransitionTime.String(), "pa-holder": h.loginLink("pa-holder").ResourceVersion,
 		"pa-spouse": h.loginLink("pa-spouse").ResourceVersion}
 	g.Consistently(func() map[string]string {
-		return map[string]string{"pa": string(h.partnerAccount("pa").Status.Conditions[0].LastTransitionTime.String()), "pa-holder": h.loginLink("pa-holder").ResourceVersion,
+		return map[string]string{"pa": h.partnerAccount("pa").Status.Conditions[0].LastTransitionTime.String(), "pa-holder": h.loginLink("pa-holder").ResourceVersion,
 			"pa-spouse": h.loginLink("pa-spouse").ResourceVersion}
 	}).WithTimeout(3*time.Second).Should(Equal(rvs), "steady PartnerAccount and LoginLinks")
 
