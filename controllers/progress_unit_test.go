@@ -1,12 +1,6 @@
 package controllers
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -136,38 +130,12 @@ func computeKstatus(t *testing.T, conds []metav1.Condition, generation, observed
 	return res.Status
 }
 
-// apiReadyReasons returns the values of the Reason* constants of api/v1alpha1/common.go.
+// apiReadyReasons returns the values of the Ready reasons of api/v1alpha1/common.go.
 func apiReadyReasons(t *testing.T) []string {
 	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(testenv.RepoRoot(), "api", "v1alpha1", "common.go"), nil, parser.ParseComments)
+	reasons, err := testenv.ReadyReasons()
 	if err != nil {
 		t.Fatal(err)
-	}
-	var reasons []string
-	for _, d := range f.Decls {
-		g, ok := d.(*ast.GenDecl)
-		if !ok || g.Tok != token.CONST {
-			continue
-		}
-		// The RolloutRestarted condition's reasons are never Ready's.
-		if g.Doc != nil && strings.Contains(g.Doc.Text(), "Reasons of the RolloutRestarted condition") {
-			continue
-		}
-		for _, s := range g.Specs {
-			vs := s.(*ast.ValueSpec)
-			for i, n := range vs.Names {
-				if !strings.HasPrefix(n.Name, "Reason") || i >= len(vs.Values) {
-					continue
-				}
-				if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-					v, err := strconv.Unquote(lit.Value)
-					if err != nil {
-						t.Fatal(err)
-					}
-					reasons = append(reasons, v)
-				}
-			}
-		}
 	}
 	return reasons
 }

@@ -1,12 +1,6 @@
 package cli
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +9,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
+	"github.com/fifteenth/fifteenth-operator/internal/testenv"
 )
 
 func TestRelative(t *testing.T) {
@@ -43,27 +38,16 @@ func TestRelative(t *testing.T) {
 	g.Expect(short(now, &metav1.Time{})).To(Equal("-"))
 }
 
-// reasonConstants reads the Ready reasons that api/v1alpha1/common.go declares (Reason*).
+// reasonConstants reads every Reason* constant of api/v1alpha1/common.go (Ready's and the other conditions'), by name.
 func reasonConstants(t *testing.T) map[string]string {
 	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join("..", "..", "api", "v1alpha1", "common.go"), nil, 0)
+	reasons, err := testenv.Reasons()
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := map[string]string{}
-	ast.Inspect(f, func(n ast.Node) bool {
-		vs, ok := n.(*ast.ValueSpec)
-		if !ok || len(vs.Names) != 1 || len(vs.Values) != 1 || !strings.HasPrefix(vs.Names[0].Name, "Reason") {
-			return true
-		}
-		if lit, ok := vs.Values[0].(*ast.BasicLit); ok {
-			v, _ := strconv.Unquote(lit.Value)
-			out[vs.Names[0].Name] = v
-		}
-		return true
-	})
-	if len(out) < 30 {
-		t.Fatalf("found only %d reasons in common.go", len(out))
+	for _, r := range reasons {
+		out[r.Name] = r.Value
 	}
 	return out
 }

@@ -5,13 +5,8 @@ package argocd
 import (
 	"encoding/json"
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	lua "github.com/yuin/gopher-lua"
@@ -174,40 +169,12 @@ func TestEveryReasonHasAHealth(t *testing.T) {
 	}
 }
 
-// apiReasons returns the values of the Reason* constants of api/v1alpha1/common.go.
+// apiReasons returns the values of the Ready reasons of api/v1alpha1/common.go.
 func apiReasons(t *testing.T) []string {
 	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(testenv.RepoRoot(), "api", "v1alpha1", "common.go"), nil, parser.ParseComments)
+	reasons, err := testenv.ReadyReasons()
 	if err != nil {
 		t.Fatal(err)
-	}
-	var reasons []string
-	for _, d := range f.Decls {
-		g, ok := d.(*ast.GenDecl)
-		if !ok || g.Tok != token.CONST {
-			continue
-		}
-		// The RolloutRestarted condition's reasons are never Ready's: health reads Ready only.
-		if g.Doc != nil && strings.Contains(g.Doc.Text(), "Reasons of the RolloutRestarted condition") {
-			continue
-		}
-		for _, s := range g.Specs {
-			vs := s.(*ast.ValueSpec)
-			for i, n := range vs.Names {
-				if !strings.HasPrefix(n.Name, "Reason") || i >= len(vs.Values) {
-					continue
-				}
-				lit, ok := vs.Values[i].(*ast.BasicLit)
-				if !ok || lit.Kind != token.STRING {
-					continue
-				}
-				v, err := strconv.Unquote(lit.Value)
-				if err != nil {
-					t.Fatal(err)
-				}
-				reasons = append(reasons, v)
-			}
-		}
 	}
 	return reasons
 }
