@@ -28,6 +28,7 @@ import (
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
 	"github.com/fifteenth/fifteenth-operator/controllers"
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
+	"github.com/fifteenth/fifteenth-operator/internal/memlimit"
 	"github.com/fifteenth/fifteenth-operator/internal/metrics"
 	"github.com/fifteenth/fifteenth-operator/internal/metricsauth"
 	"github.com/fifteenth/fifteenth-operator/internal/partnerconfig"
@@ -82,6 +83,7 @@ type options struct {
 	accountAccess       string
 	allowedAPIURLs      string
 	readOnly            bool
+	pprofAddr           string
 }
 
 func main() {
@@ -116,6 +118,7 @@ func main() {
 	flag.BoolVar(&o.readOnly, "read-only", false, "Standby: never call Create Account or Generate Login Link, never write a Secret; "+
 		"report every PartnerAccount and LoginLink Ready=False Standby with what it would do, and read adoptable accounts at the account sync period. "+
 		"For a second cluster fed from the same Git repository (see docs/operations.md, Several clusters).")
+	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "", "Address of the pprof endpoints (/debug/pprof/), e.g. 127.0.0.1:6060 for a heap profile. Default: disabled.")
 	flag.DurationVar(&o.cacheSyncTimeout, "cache-sync-timeout", 2*time.Minute, "Exit when the caches have not synced by then (usually missing RBAC; the log names the forbidden resource).")
 	zopts := zap.Options{}
 	zopts.BindFlags(flag.CommandLine)
@@ -144,6 +147,12 @@ func apiKeySource(file string) (fifteenth.KeySource, error) {
 
 func run(o options) error {
 	log := ctrl.Log.WithName("setup")
+	// A soft limit below the container's, so that the collector works before the OOM killer.
+	if limit, from, err := memlimit.Apply(); err != nil {
+		log.Error(err, "Cannot read the container's memory limit; no soft memory limit set")
+	} else if limit > 0 {
+		log.Info("Soft memory limit set", "bytes", limit, "from", string(from), "ratio", memlimit.Ratio)
+	}
 	if o.readOnly {
 		log.Info("Running as a standby (--read-only): no account is created, no link generated, no Secret written")
 	}
@@ -181,7 +190,7 @@ func run(o options) error {
 	managed := labels.SelectorFromSet(labels.Set{partnersv1.LabelManagedBy: partnersv1.ManagedByValue})
 	// The per-user election Leases live in one namespace; only the operator's are cached.
 	electionNS := electionNamespace(o)
-	cacheOpts := cache.Options{SyncPeriod: &o.syncPeriod, ByObject: map[client.Object]cache.ByObject{
+	cacheOpts := cache.Options{SyncPeriod: &o.syncPeriod, DefaultTransform: controllers.CacheTransform(), ByObject: map[client.Object]cache.ByObject{
 		&corev1.Secret{}:        {Label: managed},
 		&coordinationv1.Lease{}: {Label: managed, Namespaces: map[string]cache.Config{electionNS: {}}},
 	}}
@@ -205,6 +214,7 @@ func run(o options) error {
 		RenewDeadline:           &o.renewDeadline,
 		RetryPeriod:             &o.retryPeriod,
 		GracefulShutdownTimeout: &o.gracefulShutdownTTL,
+		PprofBindAddress:        o.pprofAddr,
 		// Leadership is dropped on exit, so that a replacement takes over at once.
 		LeaderElectionReleaseOnCancel: true,
 	})

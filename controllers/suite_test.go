@@ -174,6 +174,8 @@ func (h *harness) startManager(syncPeriod time.Duration) {
 		HealthProbeBindAddress: "0",
 		Cache: cache.Options{
 			DefaultNamespaces: watched,
+			// The cache as main.go configures it.
+			DefaultTransform: controllers.CacheTransform(),
 		},
 	})
 	h.g.Expect(err).NotTo(HaveOccurred())
