@@ -21,7 +21,6 @@ import (
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
 	"github.com/fifteenth/fifteenth-operator/internal/election"
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
-	"github.com/fifteenth/fifteenth-operator/internal/metrics"
 	"github.com/fifteenth/fifteenth-operator/internal/partnerconfig"
 	"github.com/fifteenth/fifteenth-operator/internal/renewal"
 	"github.com/fifteenth/fifteenth-operator/internal/tenancy"
@@ -71,7 +70,6 @@ func (r *LoginLinkReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	ll := &partnersv1.LoginLink{}
 	if err := r.Get(ctx, req.NamespacedName, ll); err != nil {
 		if apierrors.IsNotFound(err) {
-			metrics.DeleteLoginLink(req.Namespace, req.Name)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -81,22 +79,6 @@ func (r *LoginLinkReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	original := ll.DeepCopy()
 	defer func() {
-		cond := meta.FindStatusCondition(ll.Status.Conditions, partnersv1.ConditionReady)
-		var expires, renews time.Time
-		if ll.Status.ExpiresAt != nil {
-			expires = ll.Status.ExpiresAt.Time
-		}
-		if ll.Status.RenewalTime != nil {
-			renews = ll.Status.RenewalTime.Time
-		}
-		if intended(cond) {
-			// Paused or a standby: not Ready on purpose, and nothing is renewed: no series, no alert.
-			metrics.DeleteLoginLink(ll.Namespace, ll.Name)
-		} else {
-			metrics.SetLoginLink(ll.Namespace, ll.Name, cond != nil && cond.Status == metav1.ConditionTrue, expires, renews)
-			metrics.SetLoginLinkSuperseded(ll.Namespace, ll.Name,
-				cond != nil && cond.Status == metav1.ConditionFalse && cond.Reason == partnersv1.ReasonSuperseded)
-		}
 		if !apiequality.Semantic.DeepEqual(original.Status, ll.Status) {
 			patchStatus(ctx, r.Client, ll, original, &res, &retErr)
 		}

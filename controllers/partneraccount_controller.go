@@ -28,7 +28,6 @@ import (
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
 	"github.com/fifteenth/fifteenth-operator/internal/election"
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
-	"github.com/fifteenth/fifteenth-operator/internal/metrics"
 	"github.com/fifteenth/fifteenth-operator/internal/partnerconfig"
 	"github.com/fifteenth/fifteenth-operator/internal/renewal"
 	"github.com/fifteenth/fifteenth-operator/internal/tenancy"
@@ -65,7 +64,6 @@ func (r *PartnerAccountReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	pa := &partnersv1.PartnerAccount{}
 	if err := r.Get(ctx, req.NamespacedName, pa); err != nil {
 		if apierrors.IsNotFound(err) {
-			metrics.AccountReady.DeleteLabelValues(req.Namespace, req.Name)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -82,16 +80,6 @@ func (r *PartnerAccountReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	}
 	original := pa.DeepCopy()
 	defer func() {
-		c := meta.FindStatusCondition(pa.Status.Conditions, partnersv1.ConditionReady)
-		ready := 0.0
-		if c != nil && c.Status == metav1.ConditionTrue {
-			ready = 1
-		}
-		if intended(c) {
-			metrics.AccountReady.DeleteLabelValues(pa.Namespace, pa.Name) // paused or a standby: no alert
-		} else {
-			metrics.AccountReady.WithLabelValues(pa.Namespace, pa.Name).Set(ready)
-		}
 		if !apiequality.Semantic.DeepEqual(original.Status, pa.Status) {
 			patchStatus(ctx, r.Client, pa, original, &res, &retErr)
 		}

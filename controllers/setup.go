@@ -16,6 +16,7 @@ import (
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
 	"github.com/fifteenth/fifteenth-operator/internal/election"
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
+	"github.com/fifteenth/fifteenth-operator/internal/metrics"
 	"github.com/fifteenth/fifteenth-operator/internal/partnerconfig"
 )
 
@@ -152,6 +153,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		return err
 	}
 	d := newDeps(mgr, cfg)
+	remove := metrics.AddObjectSource(objectMetrics{c: mgr.GetClient(), elected: mgr.Elected()})
+	go func() { <-ctx.Done(); remove() }()
 	pc := &PartnerConfigReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Resolver: d.Configs}
 	d.configStatus = pc
 	ll := &LoginLinkReconciler{Client: mgr.GetClient(), deps: d}

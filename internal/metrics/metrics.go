@@ -11,32 +11,6 @@ import (
 )
 
 var (
-	// LinkExpiration is when each LoginLink's current link expires.
-	LinkExpiration = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "fifteenth_login_link_expiration_timestamp_seconds",
-		Help: "Unix time at which the LoginLink's current link expires.",
-	}, []string{"namespace", "name"})
-	// LinkRenewal is when each LoginLink's link will be renewed.
-	LinkRenewal = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "fifteenth_login_link_renewal_timestamp_seconds",
-		Help: "Unix time at which the LoginLink's link will be renewed.",
-	}, []string{"namespace", "name"})
-	// LinkReady is 1 when the LoginLink is Ready, else 0.
-	LinkReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "fifteenth_login_link_ready",
-		Help: "1 when the LoginLink is Ready, else 0.",
-	}, []string{"namespace", "name"})
-	// LinkSuperseded is 1 when the LoginLink is Ready=False with reason Superseded, else 0:
-	// alerts leave such links out, as fifteenth_login_link_ready cannot tell them from broken ones.
-	LinkSuperseded = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "fifteenth_login_link_superseded",
-		Help: "1 when a newer LoginLink holds this LoginLink's user (Ready=False, reason Superseded), else 0.",
-	}, []string{"namespace", "name"})
-	// AccountReady is 1 when the PartnerAccount is Ready, else 0.
-	AccountReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "fifteenth_partner_account_ready",
-		Help: "1 when the PartnerAccount is Ready, else 0.",
-	}, []string{"namespace", "name"})
 	// APIRequests counts calls to the Fifteenth API by route and HTTP status ("0": no answer).
 	APIRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "fifteenth_api_requests_total",
@@ -68,7 +42,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(LinkExpiration, LinkRenewal, LinkReady, LinkSuperseded, AccountReady,
+	metrics.Registry.MustRegister(Objects,
 		APIRequests, APIRequestDuration, RateLimitWait, RateLimited, RolloutRestarts)
 }
 
@@ -106,38 +80,10 @@ func ObserveRateLimited(scope string, wait time.Duration) {
 	RateLimitObserver(DefaultConfig)(scope, wait)
 }
 
-// SetLoginLink records a LoginLink's state; zero times are not exported.
-func SetLoginLink(namespace, name string, ready bool, expires, renews time.Time) {
-	LinkReady.WithLabelValues(namespace, name).Set(boolValue(ready))
-	if !expires.IsZero() {
-		LinkExpiration.WithLabelValues(namespace, name).Set(float64(expires.Unix()))
-	} else {
-		LinkExpiration.DeleteLabelValues(namespace, name)
-	}
-	if !renews.IsZero() {
-		LinkRenewal.WithLabelValues(namespace, name).Set(float64(renews.Unix()))
-	} else {
-		LinkRenewal.DeleteLabelValues(namespace, name)
-	}
-}
-
-// SetLoginLinkSuperseded records whether a LoginLink is Ready=False with reason Superseded.
-func SetLoginLinkSuperseded(namespace, name string, superseded bool) {
-	LinkSuperseded.WithLabelValues(namespace, name).Set(boolValue(superseded))
-}
-
 // ObserveRolloutRestart counts one restart (result "restarted") or failed attempt of a
 // rollout restart target.
 func ObserveRolloutRestart(namespace, kind, result string) {
 	RolloutRestarts.WithLabelValues(namespace, kind, result).Inc()
-}
-
-// DeleteLoginLink forgets a deleted LoginLink.
-func DeleteLoginLink(namespace, name string) {
-	LinkReady.DeleteLabelValues(namespace, name)
-	LinkSuperseded.DeleteLabelValues(namespace, name)
-	LinkExpiration.DeleteLabelValues(namespace, name)
-	LinkRenewal.DeleteLabelValues(namespace, name)
 }
 
 func boolValue(b bool) float64 {

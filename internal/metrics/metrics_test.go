@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -25,27 +26,43 @@ func TestObservers(t *testing.T) {
 	if got := testutil.ToFloat64(RateLimited.WithLabelValues(DefaultConfig, "login-link")); got != 2 {
 		t.Fatalf("rate limited = %v, want 2", got)
 	}
+}
 
-	SetLoginLink("ns", "a", true, time.Unix(1000, 0), time.Time{})
-	if got := testutil.ToFloat64(LinkExpiration.WithLabelValues("ns", "a")); got != 1000 {
-		t.Fatalf("expiration = %v", got)
+func TestObjectsAreComputedAtScrape(t *testing.T) {
+	count := func(name string) int { return testutil.CollectAndCount(Objects, name) }
+	remove := AddObjectSource(StaticObjects{
+		Links: []LinkState{{Namespace: "ns", Name: "a", Ready: true, Expires: time.Unix(1000, 0)},
+			{Namespace: "ns", Name: "b", Superseded: true, Expires: time.Unix(2000, 0), Renews: time.Unix(1500, 0)}},
+		Accounts: []AccountState{{Namespace: "ns", Name: "p", Ready: true}},
+	})
+	// A second source seeing the same objects (two managers in one process) adds nothing.
+	removeTwin := AddObjectSource(StaticObjects{Links: []LinkState{{Namespace: "ns", Name: "a"}}})
+	for name, want := range map[string]int{
+		"fifteenth_login_link_ready": 2, "fifteenth_login_link_superseded": 2,
+		"fifteenth_login_link_expiration_timestamp_seconds": 2,
+		"fifteenth_login_link_renewal_timestamp_seconds":    1, // a zero renewal time is not exported
+		"fifteenth_partner_account_ready":                   1,
+	} {
+		if got := count(name); got != want {
+			t.Errorf("%s: %d series, want %d", name, got, want)
+		}
 	}
-	if n := testutil.CollectAndCount(LinkRenewal); n != 0 {
-		t.Fatalf("a zero renewal time must not be exported, found %d series", n)
+	want := `
+# HELP fifteenth_login_link_ready 1 when the LoginLink is Ready, else 0.
+# TYPE fifteenth_login_link_ready gauge
+fifteenth_login_link_ready{name="a",namespace="ns"} 1
+fifteenth_login_link_ready{name="b",namespace="ns"} 0
+# HELP fifteenth_login_link_superseded 1 when a newer LoginLink holds this LoginLink's user (Ready=False, reason Superseded), else 0.
+# TYPE fifteenth_login_link_superseded gauge
+fifteenth_login_link_superseded{name="a",namespace="ns"} 0
+fifteenth_login_link_superseded{name="b",namespace="ns"} 1
+`
+	if err := testutil.CollectAndCompare(Objects, strings.NewReader(want), "fifteenth_login_link_ready", "fifteenth_login_link_superseded"); err != nil {
+		t.Error(err)
 	}
-	SetLoginLinkSuperseded("ns", "a", true)
-	if got := testutil.ToFloat64(LinkSuperseded.WithLabelValues("ns", "a")); got != 1 {
-		t.Fatalf("superseded = %v, want 1", got)
-	}
-	SetLoginLinkSuperseded("ns", "a", false)
-	if got := testutil.ToFloat64(LinkSuperseded.WithLabelValues("ns", "a")); got != 0 {
-		t.Fatalf("superseded = %v, want 0", got)
-	}
-	DeleteLoginLink("ns", "a")
-	if n := testutil.CollectAndCount(LinkReady); n != 0 {
-		t.Fatalf("deleted LoginLink still exported: %d series", n)
-	}
-	if n := testutil.CollectAndCount(LinkSuperseded); n != 0 {
-		t.Fatalf("deleted LoginLink still exported as superseded: %d series", n)
+	remove()
+	removeTwin()
+	if n := testutil.CollectAndCount(Objects); n != 0 {
+		t.Fatalf("removed sources still exported: %d series", n)
 	}
 }

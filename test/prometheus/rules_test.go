@@ -48,10 +48,10 @@ func loadRules(t *testing.T) rules {
 func TestAlertsReferToExportedMetrics(t *testing.T) {
 	r := loadRules(t)
 	// Touch every vector so that Gather lists it.
-	im.SetLoginLink("ns", "n", true, time.Unix(1, 0), time.Unix(1, 0))
-	im.SetLoginLinkSuperseded("ns", "n", false)
-	defer im.DeleteLoginLink("ns", "n")
-	im.AccountReady.WithLabelValues("ns", "n").Set(1)
+	defer im.AddObjectSource(im.StaticObjects{
+		Links:    []im.LinkState{{Namespace: "ns", Name: "n", Ready: true, Expires: time.Unix(1, 0), Renews: time.Unix(1, 0)}},
+		Accounts: []im.AccountState{{Namespace: "ns", Name: "n", Ready: true}},
+	})()
 	im.ObserveRequest("create_account", 201, 0)
 	im.ObserveRateLimited("login-link", 0)
 	families, err := metrics.Registry.Gather()
@@ -94,24 +94,22 @@ func TestLoginLinkAlertsLeaveSupersededOut(t *testing.T) {
 	const ns = "alerts-test"
 	// broken and superseded are alike but for the superseded gauge: not Ready, the link
 	// expires within the hour, and the renewal time passed an hour ago.
-	im.SetLoginLink(ns, "broken", false, now.Add(time.Hour), now.Add(-time.Hour))
-	im.SetLoginLinkSuperseded(ns, "broken", false)
-	im.SetLoginLink(ns, "superseded", false, now.Add(time.Hour), now.Add(-time.Hour))
-	im.SetLoginLinkSuperseded(ns, "superseded", true)
-	// unlabelled has no superseded series at all (a manager that does not export it yet).
-	im.SetLoginLink(ns, "unlabelled", false, now.Add(time.Hour), now.Add(-time.Hour))
-	im.SetLoginLink(ns, "healthy", true, now.Add(48*time.Hour), now.Add(24*time.Hour))
-	im.SetLoginLinkSuperseded(ns, "healthy", false)
-	defer func() {
-		for _, n := range []string{"broken", "superseded", "unlabelled", "healthy"} {
-			im.DeleteLoginLink(ns, n)
-		}
-	}()
+	defer im.AddObjectSource(im.StaticObjects{Links: []im.LinkState{
+		{Namespace: ns, Name: "broken", Expires: now.Add(time.Hour), Renews: now.Add(-time.Hour)},
+		{Namespace: ns, Name: "superseded", Superseded: true, Expires: now.Add(time.Hour), Renews: now.Add(-time.Hour)},
+		{Namespace: ns, Name: "healthy", Ready: true, Expires: now.Add(48 * time.Hour), Renews: now.Add(24 * time.Hour)},
+	}})()
 	families, err := metrics.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	data := series(families)
+	// unlabelled has no superseded series at all (a manager that does not export it yet).
+	for name, v := range map[string]float64{"fifteenth_login_link_ready": 0,
+		"fifteenth_login_link_expiration_timestamp_seconds": float64(now.Add(time.Hour).Unix()),
+		"fifteenth_login_link_renewal_timestamp_seconds":    float64(now.Add(-time.Hour).Unix())} {
+		data = append(data, sample{labels: map[string]string{"__name__": name, "namespace": ns, "name": "unlabelled"}, value: v})
+	}
 
 	want := map[string][]string{
 		"FifteenthLoginLinkNotReady":          {"broken", "unlabelled"},
