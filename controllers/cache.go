@@ -28,11 +28,7 @@ func CacheTransform() toolscache.TransformFunc {
 		}
 		switch in.(type) {
 		case *partnersv1.PartnerAccount, *partnersv1.LoginLink, *partnersv1.PartnerConfig, *partnersv1.ClusterPartnerConfig:
-			if a := obj.GetAnnotations(); a != nil {
-				if _, ok := a[lastApplied]; ok {
-					delete(a, lastApplied)
-				}
-			}
+			delete(obj.GetAnnotations(), lastApplied)
 		}
 		return in, nil
 	}
