@@ -16,8 +16,9 @@ import (
 const (
 	// indexAccountID holds a LoginLink's spec.accountID.
 	indexAccountID = "partners.fifteenth.com/account-id"
-	// indexStatusAccount holds the account a LoginLink last acted on (status.accountID): only
-	// to wake it (e.g. to remove a link another generation invalidated), never to elect.
+	// indexStatusAccount holds the account a LoginLink last acted on (status.accountID) when
+	// its spec.accountID does not name it: only to wake it (e.g. to remove a link another
+	// generation invalidated), never to elect. Listed with indexAccountID (accountRequests).
 	indexStatusAccount = "partners.fifteenth.com/status-account-id"
 	// indexAccountRef holds the name of the PartnerAccount a LoginLink references.
 	indexAccountRef = "partners.fifteenth.com/account-ref"
@@ -31,8 +32,13 @@ const (
 
 func idString(id int64) string { return strconv.FormatInt(id, 10) }
 
-// wantedKeys are the indexWantedAccount values of a PartnerAccount.
+// wantedKeys are the indexWantedAccount values of a PartnerAccount. One that has its account
+// waits for nothing and is left out (waitingFor wakes only those without one): at 10,000
+// accounts each index value costs about half a kilobyte of the cache.
 func wantedKeys(pa *partnersv1.PartnerAccount) []string {
+	if pa.Status.AccountID != 0 {
+		return nil
+	}
 	keys := []string{"email:" + strings.ToLower(pa.Spec.Email)}
 	if id := pa.Spec.AccountID; id != nil {
 		keys = append(keys, idString(*id))
@@ -41,6 +47,17 @@ func wantedKeys(pa *partnersv1.PartnerAccount) []string {
 		keys = append(keys, idString(id))
 	}
 	return keys
+}
+
+// statusAccountKeys are the indexStatusAccount values of a LoginLink: the account it last
+// acted on, unless its spec.accountID names the same one (indexAccountID has it already; the
+// two are listed together).
+func statusAccountKeys(ll *partnersv1.LoginLink) []string {
+	id := ll.Status.AccountID
+	if id == 0 || (ll.Spec.AccountID != nil && *ll.Spec.AccountID == id) {
+		return nil
+	}
+	return []string{idString(id)}
 }
 
 // SetupIndexes registers the field indexes the controllers use.
@@ -54,10 +71,7 @@ func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 		return err
 	}
 	if err := idx.IndexField(ctx, &partnersv1.LoginLink{}, indexStatusAccount, func(o client.Object) []string {
-		if id := o.(*partnersv1.LoginLink).Status.AccountID; id != 0 {
-			return []string{idString(id)}
-		}
-		return nil
+		return statusAccountKeys(o.(*partnersv1.LoginLink))
 	}); err != nil {
 		return err
 	}

@@ -336,9 +336,19 @@ func (r *LoginLinkReconciler) accountRequests(ctx context.Context, id int64) []r
 		logf.FromContext(ctx).Error(err, "Could not find the LoginLinks of an account to wake them", "account", id)
 		return nil
 	}
-	var former partnersv1.LoginLinkList
-	if err := r.List(ctx, &former, client.MatchingFields{indexStatusAccount: idString(id)}); err != nil {
+	// Those that acted on it last: by status.accountID, or by spec.accountID when the two are
+	// the same (statusAccountKeys), whether or not they may act on it now.
+	var former, byID partnersv1.LoginLinkList
+	if err := r.List(ctx, &former, client.MatchingFields{indexStatusAccount: idString(id)}, client.UnsafeDisableDeepCopy); err != nil {
 		logf.FromContext(ctx).Error(err, "Could not find the LoginLinks of an account to wake them", "account", id)
+	}
+	if err := r.List(ctx, &byID, client.MatchingFields{indexAccountID: idString(id)}, client.UnsafeDisableDeepCopy); err != nil {
+		logf.FromContext(ctx).Error(err, "Could not find the LoginLinks of an account to wake them", "account", id)
+	}
+	for _, ll := range byID.Items {
+		if ll.Status.AccountID == id {
+			former.Items = append(former.Items, ll)
+		}
 	}
 	seen := map[types.UID]bool{}
 	reqs := make([]reconcile.Request, 0, len(links)+len(former.Items))

@@ -354,8 +354,9 @@ func (r *LoginLinkReconciler) competitors(ctx context.Context, o client.Object) 
 // that name its account by ID (they learn the holder's email from it and compete with its
 // LoginLinks).
 func (r *LoginLinkReconciler) ofPartnerAccount(ctx context.Context, o client.Object) []reconcile.Request {
+	// The map functions only read names: the cache's objects are not copied.
 	var lls partnersv1.LoginLinkList
-	if err := r.List(ctx, &lls, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexAccountRef: o.GetName()}); err != nil {
+	if err := r.List(ctx, &lls, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexAccountRef: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
 		logf.FromContext(ctx).Error(err, "Could not list the LoginLinks of a PartnerAccount to wake them", "partnerAccount", o.GetName())
 		return nil
 	}
@@ -365,7 +366,7 @@ func (r *LoginLinkReconciler) ofPartnerAccount(ctx context.Context, o client.Obj
 	}
 	if id := o.(*partnersv1.PartnerAccount).Status.AccountID; id != 0 {
 		var byID partnersv1.LoginLinkList
-		if err := r.List(ctx, &byID, client.MatchingFields{indexAccountID: idString(id)}); err != nil {
+		if err := r.List(ctx, &byID, client.MatchingFields{indexAccountID: idString(id)}, client.UnsafeDisableDeepCopy); err != nil {
 			logf.FromContext(ctx).Error(err, "Could not list the LoginLinks of an account to wake them", "account", id)
 		}
 		for _, l := range byID.Items {

@@ -661,7 +661,7 @@ func (r *PartnerAccountReconciler) waitingFor(ctx context.Context, o client.Obje
 	var reqs []reconcile.Request
 	for _, k := range keys {
 		var list partnersv1.PartnerAccountList
-		if err := r.List(ctx, &list, client.MatchingFields{indexWantedAccount: k}); err != nil {
+		if err := r.List(ctx, &list, client.MatchingFields{indexWantedAccount: k}, client.UnsafeDisableDeepCopy); err != nil {
 			logf.FromContext(ctx).Error(err, "Could not list the PartnerAccounts waiting for an account")
 			continue
 		}
