@@ -34,6 +34,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -42,6 +43,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
@@ -85,6 +87,9 @@ func main() {
 	flag.IntVar(&o.floorWorkers, "floor-workers", 2*managerConcurrency, "concurrent writers of the write floor (default: the manager's two main controllers' workers)")
 	flag.StringVar(&o.out, "out", filepath.Join(testenv.RepoRoot(), "bench", "results.md"), "results file")
 	flag.Parse()
+	// The bench's own clients and envtest log nothing worth reading; without a logger
+	// controller-runtime prints a stack trace instead.
+	log.SetLogger(logr.Discard())
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = partnersv1.AddToScheme(scheme)
 	if err := run(o); err != nil {

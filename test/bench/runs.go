@@ -118,7 +118,8 @@ limits are lifted in this run (simulator and manager alike): it measures the ope
 		(rssPeak-rssBefore)*1024/float64(objects), recAfter-recBefore, (recAfter-recBefore)/elapsed.Seconds(),
 		lr.ReadyValid, lr.Ready, lr.UsersOK, lr.Users)
 	fmt.Fprintf(&b.report, `Live heap, read from the manager's /metrics (the Go collector controller-runtime registers)
-every 500 ms during the run (%d readings); no collection can be forced from outside, so
+every 500 ms during the run, or 10 times as long as a reading took (%d readings, one every
+%v); no collection can be forced from outside, so
 "after" is the heap as the collector left it once all were Ready:
 
 | measure | value |
@@ -128,11 +129,11 @@ every 500 ms during the run (%d readings); no collection can be forced from outs
 | memory per object from the heap ((heap in use after - before) / objects; peak) | %.1f KiB (peak %.1f KiB) |
 | memory per object from RSS ((peak - before) / objects) | %.1f KiB |
 
-`, p.samples, heapBefore/mib, heapAfter/mib, p.heapInuse/mib, allocBefore/mib, allocAfter/mib, p.heapAlloc/mib,
+`, p.samples, (elapsed / time.Duration(max(p.samples, 1))).Round(time.Millisecond), heapBefore/mib, heapAfter/mib, p.heapInuse/mib, allocBefore/mib, allocAfter/mib, p.heapAlloc/mib,
 		(heapAfter-heapBefore)/1024/float64(objects), (p.heapInuse-heapBefore)/1024/float64(objects),
 		(rssPeak-rssBefore)*1024/float64(objects))
 	whereTime(&b.report, m0, m1, a0, a1, p, cpu, c0, c1, elapsed)
-	ir, err := w.idle(objects)
+	ir, err := w.idle(n, objects)
 	if err != nil {
 		return err
 	}
