@@ -5,7 +5,12 @@
 // the simulator, and fails if a 429 was received, a duplicate account exists, the calls
 // exceed the minimum by more than 1%, a Ready LoginLink's Secret holds a link the simulator
 // does not report valid, or a user with an active LoginLink has other than one valid link.
-// Run with `make bench` (BENCH_ARGS=-n 500 to scale down).
+// The scale run also reports the manager's live heap and RSS per object, where the time goes
+// (workers, queues, CPU of each process), the cost of one idle resync of the Ready objects
+// (it fails on any API call, or status writes above 1% of the reconciles), and the control
+// plane's write floor: the run's writes replayed by a plain client once the manager stopped.
+// Run with `make bench` (BENCH_ARGS=-n 500 to scale down; the 10,000 run is
+// BENCH_ARGS="-n 10000", optionally with -gomemlimit 200MiB; it takes tens of minutes).
 package main
 
 import (
@@ -29,6 +34,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,6 +43,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
@@ -58,6 +65,12 @@ type options struct {
 	steadyN    int
 	steadyScl  float64
 	out        string
+	// gomemlimit is passed to every manager as GOMEMLIMIT (unset: the runtime's default).
+	gomemlimit string
+	// idleSync is the scale run manager's --sync-period: the idle measurement lasts one.
+	idleSync time.Duration
+	// floorWorkers issue the floor's writes: the manager's reconcile workers.
+	floorWorkers int
 }
 
 func main() {
@@ -69,8 +82,14 @@ func main() {
 	flag.Float64Var(&o.rateScale, "rate-scale", 10, "time scale of the rate-limit run")
 	flag.IntVar(&o.steadyN, "steady-n", 200, "LoginLinks (and as many PartnerAccounts) in the steady-state run")
 	flag.Float64Var(&o.steadyScl, "steady-scale", 60, "time scale of the steady-state run (one API hour lasts 3600/scale s)")
+	flag.StringVar(&o.gomemlimit, "gomemlimit", "", "GOMEMLIMIT of the manager processes, e.g. 200MiB (default unset)")
+	flag.DurationVar(&o.idleSync, "idle-sync-period", time.Minute, "--sync-period of the scale run's manager; the idle cost is measured over one")
+	flag.IntVar(&o.floorWorkers, "floor-workers", 2*managerConcurrency, "concurrent writers of the write floor (default: the manager's two main controllers' workers)")
 	flag.StringVar(&o.out, "out", filepath.Join(testenv.RepoRoot(), "bench", "results.md"), "results file")
 	flag.Parse()
+	// The bench's own clients and envtest log nothing worth reading; without a logger
+	// controller-runtime prints a stack trace instead.
+	log.SetLogger(logr.Discard())
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = partnersv1.AddToScheme(scheme)
 	if err := run(o); err != nil {
@@ -203,7 +222,11 @@ type world struct {
 	logs    *bytes.Buffer
 	metrics string
 	done    chan struct{}
+	stopped sync.Once
 }
+
+// managerConcurrency is the managers' --max-concurrent-reconciles.
+const managerConcurrency = 8
 
 func (b *bench) newWorld(ns string, cfg sim.Config, args ...string) (*world, error) {
 	if err := b.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -225,7 +248,10 @@ func (b *bench) newWorld(ns string, cfg sim.Config, args ...string) (*world, err
 	electionArgs := []string{"--election-namespace", ns, "--account-access-namespaces", ns}
 	w.cmd = exec.Command(b.manager, append(append([]string{"--kubeconfig", b.kubeconfig, "--api-url", w.simURL, "--api-key-file", key,
 		"--watch-namespaces", ns, "--metrics-bind-address", w.metrics, "--metrics-secure=false", "--health-probe-bind-address", "0",
-		"--max-concurrent-reconciles", "8"}, electionArgs...), args...)...)
+		"--max-concurrent-reconciles", strconv.Itoa(managerConcurrency)}, electionArgs...), args...)...)
+	if b.o.gomemlimit != "" {
+		w.cmd.Env = append(os.Environ(), "GOMEMLIMIT="+b.o.gomemlimit)
+	}
 	w.cmd.Stdout, w.cmd.Stderr = &syncWriter{w: w.logs}, &syncWriter{w: w.logs}
 	if err := w.cmd.Start(); err != nil {
 		return nil, err
@@ -262,15 +288,18 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// stop ends the manager and the simulator; later calls do nothing.
 func (w *world) stop() {
-	_ = w.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-w.done:
-	case <-time.After(time.Minute):
-		_ = w.cmd.Process.Kill()
-		<-w.done
-	}
-	w.srv.Close()
+	w.stopped.Do(func() {
+		_ = w.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-w.done:
+		case <-time.After(time.Minute):
+			_ = w.cmd.Process.Kill()
+			<-w.done
+		}
+		w.srv.Close()
+	})
 }
 
 // metric sums a metric's samples from the manager's /metrics.
@@ -394,8 +423,16 @@ func ready(conds []metav1.Condition) bool {
 }
 
 // waitReady polls until every PartnerAccount and LoginLink of the world is Ready, and returns
-// each object's time from creation to the first poll that saw it Ready.
+// each object's time from creation to the first poll that saw it Ready. The timeout grows
+// with want beyond 3,500 objects; so does the poll interval (250 ms up to 3,500), so that
+// listing every object does not become the control plane's main load.
 func (w *world) waitReady(want int, timeout time.Duration) ([]time.Duration, error) {
+	const base = 3500
+	interval := 250 * time.Millisecond
+	if want > base {
+		timeout = max(timeout, timeout*time.Duration(want)/base)
+		interval = interval * time.Duration(want) / base
+	}
 	seen := map[string]time.Duration{}
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
@@ -429,7 +466,7 @@ func (w *world) waitReady(want int, timeout time.Duration) ([]time.Duration, err
 			slices.Sort(out)
 			return out, nil
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(interval)
 	}
 	return nil, fmt.Errorf("not every object was Ready within %v", timeout)
 }

@@ -32,7 +32,7 @@ func (b *bench) scaleRun() error {
 	n := b.o.n
 	b.logf("scale run: %d PartnerAccounts (half with a spouse) and %d LoginLinks at once", n, n)
 	w, err := b.newWorld("scale", sim.Config{AccountRate: unlimited, LinkRate: fifteenth.Rate{N: 1 << 20, Per: time.Hour}},
-		"--account-create-limit", "1048576/1m", "--login-link-limit", "1048576/1h")
+		"--account-create-limit", "1048576/1m", "--login-link-limit", "1048576/1h", "--sync-period", b.o.idleSync.String())
 	if err != nil {
 		return err
 	}
@@ -42,21 +42,44 @@ func (b *bench) scaleRun() error {
 		return err
 	}
 	rssBefore, _ := w.rss()
-	recBefore, _ := w.metric("controller_runtime_reconcile_total")
+	m0, err := w.managerMetrics()
+	if err != nil {
+		return err
+	}
+	a0, err := b.apiserverMetrics()
+	if err != nil {
+		return err
+	}
+	cpu := b.newCPUClock(w.cmd.Process.Pid)
+	c0 := cpu.read()
+	smp := w.startSampler(500 * time.Millisecond)
 	start := time.Now()
 	if err := w.apply(n, ids, nil); err != nil {
+		_ = smp.finish()
 		return err
 	}
 	applied := time.Since(start)
 	// PartnerAccounts, their holder and spouse LoginLinks, and the LoginLinks by accountID.
 	objects := n + n + (n+1)/2 + n
 	times, err := w.waitReady(objects, 15*time.Minute)
+	p := smp.finish()
 	if err != nil {
 		return err
 	}
 	elapsed := time.Since(start)
+	c1 := cpu.read()
 	rssAfter, rssPeak := w.rss()
-	recAfter, _ := w.metric("controller_runtime_reconcile_total")
+	m1, err := w.managerMetrics()
+	if err != nil {
+		return err
+	}
+	a1, err := b.apiserverMetrics()
+	if err != nil {
+		return err
+	}
+	recBefore, recAfter := m0.sum("controller_runtime_reconcile_total"), m1.sum("controller_runtime_reconcile_total")
+	heapBefore, heapAfter := m0.sum("go_memstats_heap_inuse_bytes"), m1.sum("go_memstats_heap_inuse_bytes")
+	allocBefore, allocAfter := m0.sum("go_memstats_heap_alloc_bytes"), m1.sum("go_memstats_heap_alloc_bytes")
 	creates, links, gets, tooMany, err := w.checkAPI("scale", n, n, n, n)
 	if err != nil {
 		return err
@@ -94,7 +117,29 @@ limits are lifted in this run (simulator and manager alike): it measures the ope
 		creates, n, links, n, gets, n, tooMany, b.o.noise, rssBefore, rssAfter, rssPeak,
 		(rssPeak-rssBefore)*1024/float64(objects), recAfter-recBefore, (recAfter-recBefore)/elapsed.Seconds(),
 		lr.ReadyValid, lr.Ready, lr.UsersOK, lr.Users)
-	return nil
+	fmt.Fprintf(&b.report, `Live heap, read from the manager's /metrics (the Go collector controller-runtime registers)
+every 500 ms during the run, or 10 times as long as a reading took (%d readings, one every
+%v); no collection can be forced from outside, so
+"after" is the heap as the collector left it once all were Ready:
+
+| measure | value |
+| --- | --- |
+| heap in use (go_memstats_heap_inuse_bytes) before / after all Ready / peak | %.1f / %.1f / %.1f MiB |
+| heap allocated (go_memstats_heap_alloc_bytes) before / after all Ready / peak | %.1f / %.1f / %.1f MiB |
+| memory per object from the heap ((heap in use after - before) / objects; peak) | %.1f KiB (peak %.1f KiB) |
+| memory per object from RSS ((peak - before) / objects) | %.1f KiB |
+
+`, p.samples, (elapsed / time.Duration(max(p.samples, 1))).Round(time.Millisecond), heapBefore/mib, heapAfter/mib, p.heapInuse/mib, allocBefore/mib, allocAfter/mib, p.heapAlloc/mib,
+		(heapAfter-heapBefore)/1024/float64(objects), (p.heapInuse-heapBefore)/1024/float64(objects),
+		(rssPeak-rssBefore)*1024/float64(objects))
+	whereTime(&b.report, m0, m1, a0, a1, p, cpu, c0, c1, elapsed)
+	ir, err := w.idle(n, objects)
+	if err != nil {
+		return err
+	}
+	w.stop()
+	b.writeIdle(ir, objects)
+	return b.writeFloor(writesBetween(a0, a1), m0, m1, cpu, elapsed, n, len(ids))
 }
 
 func (b *bench) rateRun() error {
@@ -275,6 +320,10 @@ func (b *bench) write(total time.Duration) error {
 	if args == "" {
 		args = "(the defaults)"
 	}
+	gomemlimit := "unset"
+	if b.o.gomemlimit != "" {
+		gomemlimit = b.o.gomemlimit
+	}
 	status := "All checks passed: no 429, no duplicate account, calls within 1% of the minimum, every Ready link valid, one valid link per user."
 	if len(b.failures) > 0 {
 		status = "FAILED: " + strings.Join(b.failures, "; ")
@@ -284,10 +333,11 @@ func (b *bench) write(total time.Duration) error {
 Produced by `+"`make bench`"+` (test/bench) on %s, in %v.
 Machine: %s.
 Flags: %s.
+Managers: --max-concurrent-reconciles %d, GOMEMLIMIT %s.
 
 %s
 
-%s`, time.Now().UTC().Format(time.RFC3339), total.Round(time.Second), machine(), args, status, b.report.String())
+%s`, time.Now().UTC().Format(time.RFC3339), total.Round(time.Second), machine(), args, managerConcurrency, gomemlimit, status, b.report.String())
 	if err := os.MkdirAll(filepath.Dir(b.o.out), 0o750); err != nil {
 		return err
 	}

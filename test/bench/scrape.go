@@ -1,0 +1,334 @@
+package main
+
+import (
+	"bufio"
+	"cmp"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/rest"
+)
+
+// sample is one line of a Prometheus text exposition: a metric name, its label set as
+// written (`a="x",b="y"`, without braces) and its value.
+type sample struct {
+	name   string
+	labels string
+	value  float64
+}
+
+// scrape is one reading of a /metrics page.
+type scrape struct {
+	samples []sample
+	series  int // non-comment, non-empty lines: the number of series exported
+}
+
+func parseMetrics(r io.Reader) (scrape, error) {
+	var s scrape
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		s.series++
+		name, labels, rest := line, "", ""
+		if i := strings.IndexByte(line, '{'); i >= 0 {
+			j := strings.LastIndexByte(line, '}')
+			if j < i {
+				continue
+			}
+			name, labels, rest = line[:i], line[i+1:j], line[j+1:]
+		} else if i := strings.IndexByte(line, ' '); i >= 0 {
+			name, rest = line[:i], line[i:]
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			continue
+		}
+		s.samples = append(s.samples, sample{name: name, labels: labels, value: v})
+	}
+	return s, sc.Err()
+}
+
+// sum adds the samples of name whose labels contain every one of match (e.g. `controller="loginlink"`).
+func (s scrape) sum(name string, match ...string) float64 {
+	total := 0.0
+outer:
+	for _, x := range s.samples {
+		if x.name != name {
+			continue
+		}
+		for _, m := range match {
+			if !strings.Contains(x.labels, m) {
+				continue outer
+			}
+		}
+		total += x.value
+	}
+	return total
+}
+
+// label returns the value of label key in a label set as written.
+func label(labels, key string) string {
+	i := strings.Index(","+labels, ","+key+`="`)
+	if i < 0 {
+		return ""
+	}
+	v := labels[i+len(key)+2:]
+	if j := strings.IndexByte(v, '"'); j >= 0 {
+		return v[:j]
+	}
+	return v
+}
+
+// by sums the samples of name by the value of label key.
+func (s scrape) by(name, key string) map[string]float64 {
+	out := map[string]float64{}
+	for _, x := range s.samples {
+		if x.name == name {
+			out[label(x.labels, key)] += x.value
+		}
+	}
+	return out
+}
+
+// families returns the metric families with the most series, largest first, as "name N".
+func (s scrape) families(top int) []string {
+	count := map[string]int{}
+	for _, x := range s.samples {
+		name := x.name
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			name = strings.TrimSuffix(name, suffix)
+		}
+		count[name]++
+	}
+	names := make([]string, 0, len(count))
+	for n := range count {
+		names = append(names, n)
+	}
+	slices.SortFunc(names, func(a, b string) int { return cmp.Or(count[b]-count[a], strings.Compare(a, b)) })
+	out := make([]string, 0, top)
+	for _, n := range names[:min(top, len(names))] {
+		out = append(out, fmt.Sprintf("%s %d", n, count[n]))
+	}
+	return out
+}
+
+// managerMetrics reads the manager's /metrics.
+func (w *world) managerMetrics() (scrape, error) {
+	resp, err := http.Get("http://" + w.metrics + "/metrics")
+	if err != nil {
+		return scrape{}, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return scrape{}, fmt.Errorf("manager /metrics: %s", resp.Status)
+	}
+	return parseMetrics(resp.Body)
+}
+
+// apiserverMetrics reads kube-apiserver's /metrics (the bench's user is an administrator).
+func (b *bench) apiserverMetrics() (scrape, error) {
+	hc, err := rest.HTTPClientFor(b.cfg)
+	if err != nil {
+		return scrape{}, err
+	}
+	resp, err := hc.Get(strings.TrimSuffix(b.cfg.Host, "/") + "/metrics")
+	if err != nil {
+		return scrape{}, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return scrape{}, fmt.Errorf("kube-apiserver /metrics: %s", resp.Status)
+	}
+	return parseMetrics(resp.Body)
+}
+
+// peaks are the maxima the sampler saw.
+type peaks struct {
+	heapInuse, heapAlloc float64            // bytes
+	depth                map[string]float64 // workqueue depth by controller
+	samples              int
+}
+
+// sampler reads the manager's /metrics every interval until stopped and keeps the peaks of
+// its heap and of each controller's workqueue depth. RSS needs no sampler: VmHWM is the
+// kernel's own peak. The manager exports series per object, so at 10,000 objects a reading
+// costs it real work: the sampler waits at least 10 times as long as the last reading took,
+// which keeps it below a tenth of the manager's time.
+type sampler struct {
+	mu   sync.Mutex
+	p    peaks
+	stop chan struct{}
+	done chan struct{}
+}
+
+func (w *world) startSampler(interval time.Duration) *sampler {
+	s := &sampler{p: peaks{depth: map[string]float64{}}, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for {
+			began := time.Now()
+			m, err := w.managerMetrics()
+			wait := max(interval, 10*time.Since(began))
+			if err == nil {
+				s.mu.Lock()
+				s.p.samples++
+				s.p.heapInuse = max(s.p.heapInuse, m.sum("go_memstats_heap_inuse_bytes"))
+				s.p.heapAlloc = max(s.p.heapAlloc, m.sum("go_memstats_heap_alloc_bytes"))
+				for c, d := range m.by("workqueue_depth", "controller") {
+					s.p.depth[c] = max(s.p.depth[c], d)
+				}
+				s.mu.Unlock()
+			}
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(wait):
+			}
+		}
+	}()
+	return s
+}
+
+func (s *sampler) finish() peaks {
+	close(s.stop)
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.p
+}
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat: 100 on Linux for
+// every architecture Go supports.
+const clockTicks = 100
+
+// cpuSeconds returns the user+system CPU time a process has used, in seconds.
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces: fields count from its end.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	utime, err1 := strconv.ParseFloat(f[11], 64)
+	stime, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: utime %q stime %q", pid, f[11], f[12])
+	}
+	return (utime + stime) / clockTicks, nil
+}
+
+// controlPlanePIDs finds this bench's kube-apiserver (by its secure port, from b.cfg.Host) and
+// its etcd (by the client URL kube-apiserver was given in --etcd-servers) among the processes
+// under /proc: other control planes may run on the machine, so a name is not enough.
+func (b *bench) controlPlanePIDs() (apiserver, etcd int, err error) {
+	u, err := url.Parse(b.cfg.Host)
+	if err != nil {
+		return 0, 0, err
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, 0, err
+	}
+	cmdlines := map[int][]string{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil || len(raw) == 0 {
+			continue
+		}
+		cmdlines[pid] = strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+	}
+	etcdURL := ""
+	for pid, args := range cmdlines {
+		if !strings.HasSuffix(args[0], "kube-apiserver") {
+			continue
+		}
+		port, servers := "", ""
+		for i, a := range args {
+			k, v, ok := strings.Cut(a, "=")
+			if !ok && i+1 < len(args) {
+				v = args[i+1]
+			}
+			switch k {
+			case "--secure-port":
+				port = v
+			case "--etcd-servers":
+				servers = v
+			}
+		}
+		if port == u.Port() {
+			apiserver, etcdURL = pid, strings.Split(servers, ",")[0]
+			break
+		}
+	}
+	if apiserver == 0 || etcdURL == "" {
+		return 0, 0, fmt.Errorf("no kube-apiserver serving port %s under /proc", u.Port())
+	}
+	for pid, args := range cmdlines {
+		if !strings.HasSuffix(args[0], "etcd") {
+			continue
+		}
+		for _, a := range args {
+			if strings.Contains(a, "listen-client-urls") && strings.Contains(a, strings.TrimPrefix(strings.TrimPrefix(etcdURL, "http://"), "https://")) {
+				return apiserver, pid, nil
+			}
+		}
+	}
+	return apiserver, 0, fmt.Errorf("no etcd listening on %s under /proc", etcdURL)
+}
+
+// cpuClock reads the CPU time of the manager, kube-apiserver, etcd and the bench itself.
+type cpuClock struct {
+	pids  [4]int
+	names [4]string
+}
+
+func (b *bench) newCPUClock(manager int) cpuClock {
+	c := cpuClock{names: [4]string{"manager", "kube-apiserver", "etcd", "bench (clients, simulator, polling)"}}
+	c.pids[0], c.pids[3] = manager, os.Getpid()
+	var err error
+	if c.pids[1], c.pids[2], err = b.controlPlanePIDs(); err != nil {
+		b.logf("CPU of the control plane not measured: %v", err)
+	}
+	return c
+}
+
+func (c cpuClock) read() [4]float64 {
+	var out [4]float64
+	for i, pid := range c.pids {
+		if pid == 0 {
+			out[i] = -1
+			continue
+		}
+		v, err := cpuSeconds(pid)
+		if err != nil {
+			out[i] = -1
+			continue
+		}
+		out[i] = v
+	}
+	return out
+}
