@@ -26,11 +26,11 @@ func TestDecide(t *testing.T) {
 		wantErr bool
 	}{
 		{"GOMEMLIMIT wins", map[string]string{"GOMEMLIMIT": "100MiB", EnvLimit: "268435456"}, file("1000\n"), 0, SourceGOMEMLIMIT, false},
-		{"downward API", map[string]string{EnvLimit: "268435456"}, file("max\n"), 256 * mi * 9 / 10, SourceEnv, false},
-		{"downward API wins over cgroup", map[string]string{EnvLimit: "268435456"}, file("536870912\n"), 256 * mi * 9 / 10, SourceEnv, false},
+		{"downward API", map[string]string{EnvLimit: "268435456"}, file("max\n"), 256 * mi * 7 / 10, SourceEnv, false},
+		{"downward API wins over cgroup", map[string]string{EnvLimit: "268435456"}, file("536870912\n"), 256 * mi * 7 / 10, SourceEnv, false},
 		{"bad env", map[string]string{EnvLimit: "256Mi"}, noFile, 0, SourceEnv, true},
 		{"zero env", map[string]string{EnvLimit: "0"}, noFile, 0, SourceEnv, true},
-		{"cgroup", nil, file("536870912\n"), 512 * mi * 9 / 10, SourceCgroup, false},
+		{"cgroup", nil, file("536870912\n"), 512 * mi * 7 / 10, SourceCgroup, false},
 		{"cgroup unlimited", nil, file("max\n"), 0, SourceNone, false},
 		{"no cgroup", nil, noFile, 0, SourceNone, false},
 		{"garbled cgroup", nil, file("lots"), 0, SourceCgroup, true},

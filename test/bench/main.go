@@ -37,6 +37,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -67,6 +68,9 @@ type options struct {
 	out        string
 	// gomemlimit is passed to every manager as GOMEMLIMIT (unset: the runtime's default).
 	gomemlimit string
+	// memoryLimit is passed to every manager as MEMORY_LIMIT, as config/manager's downward API
+	// does with the container's limits.memory: the manager sets its soft limit from it.
+	memoryLimit string
 	// idleSync is the scale run manager's --sync-period: the idle measurement lasts one.
 	idleSync time.Duration
 	// floorWorkers issue the floor's writes: the manager's reconcile workers.
@@ -82,7 +86,8 @@ func main() {
 	flag.Float64Var(&o.rateScale, "rate-scale", 10, "time scale of the rate-limit run")
 	flag.IntVar(&o.steadyN, "steady-n", 200, "LoginLinks (and as many PartnerAccounts) in the steady-state run")
 	flag.Float64Var(&o.steadyScl, "steady-scale", 60, "time scale of the steady-state run (one API hour lasts 3600/scale s)")
-	flag.StringVar(&o.gomemlimit, "gomemlimit", "", "GOMEMLIMIT of the manager processes, e.g. 200MiB (default unset)")
+	flag.StringVar(&o.gomemlimit, "gomemlimit", "", "GOMEMLIMIT of the manager processes, e.g. 200MiB (default unset); it overrides -memory-limit")
+	flag.StringVar(&o.memoryLimit, "memory-limit", "256Mi", "container memory limit the managers are told (MEMORY_LIMIT, as config/manager's downward API); empty: none")
 	flag.DurationVar(&o.idleSync, "idle-sync-period", time.Minute, "--sync-period of the scale run's manager; the idle cost is measured over one")
 	flag.IntVar(&o.floorWorkers, "floor-workers", 2*managerConcurrency, "concurrent writers of the write floor (default: the manager's two main controllers' workers)")
 	flag.StringVar(&o.out, "out", filepath.Join(testenv.RepoRoot(), "bench", "results.md"), "results file")
@@ -249,8 +254,16 @@ func (b *bench) newWorld(ns string, cfg sim.Config, args ...string) (*world, err
 	w.cmd = exec.Command(b.manager, append(append([]string{"--kubeconfig", b.kubeconfig, "--api-url", w.simURL, "--api-key-file", key,
 		"--watch-namespaces", ns, "--metrics-bind-address", w.metrics, "--metrics-secure=false", "--health-probe-bind-address", "0",
 		"--max-concurrent-reconciles", strconv.Itoa(managerConcurrency)}, electionArgs...), args...)...)
+	w.cmd.Env = os.Environ()
+	if b.o.memoryLimit != "" {
+		q, err := resource.ParseQuantity(b.o.memoryLimit)
+		if err != nil {
+			return nil, fmt.Errorf("-memory-limit: %w", err)
+		}
+		w.cmd.Env = append(w.cmd.Env, fmt.Sprintf("MEMORY_LIMIT=%d", q.Value()))
+	}
 	if b.o.gomemlimit != "" {
-		w.cmd.Env = append(os.Environ(), "GOMEMLIMIT="+b.o.gomemlimit)
+		w.cmd.Env = append(w.cmd.Env, "GOMEMLIMIT="+b.o.gomemlimit)
 	}
 	w.cmd.Stdout, w.cmd.Stderr = &syncWriter{w: w.logs}, &syncWriter{w: w.logs}
 	if err := w.cmd.Start(); err != nil {

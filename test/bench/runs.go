@@ -17,6 +17,7 @@ import (
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth/sim"
+	"github.com/fifteenth/fifteenth-operator/internal/memlimit"
 )
 
 func jsonNewDecoder(resp *http.Response) *json.Decoder { return json.NewDecoder(resp.Body) }
@@ -321,6 +322,9 @@ func (b *bench) write(total time.Duration) error {
 		args = "(the defaults)"
 	}
 	gomemlimit := "unset"
+	if b.o.memoryLimit != "" {
+		gomemlimit = fmt.Sprintf("from a container limit of %s (MEMORY_LIMIT, as config/manager sets it): %.0f%% of it", b.o.memoryLimit, memlimit.Ratio*100)
+	}
 	if b.o.gomemlimit != "" {
 		gomemlimit = b.o.gomemlimit
 	}
