@@ -725,11 +725,11 @@ type delayedQueue struct {
 func (q delayedQueue) Add(item reconcile.Request) { q.AddAfter(item, q.delay) }
 
 // loginLinkMatters drops the LoginLink events that tell a PartnerAccount nothing: the
-// creation of a LoginLink it controls (it made it), and a change of such a LoginLink's status
-// or metadata while the PartnerAccount has no account (it reads its LoginLinks' status only to
-// summarise an account's users). Many PartnerAccounts waiting for the creation budget so stay
-// asleep until the limiter wakes each in its turn. A LoginLink's status turns Ready only after
-// its controller saw the account in the shared cache, which this predicate reads too.
+// creation of a LoginLink it controls (it made it), and a change of the status or metadata of
+// such a LoginLink that waits for the account (AccountNotReady) while the PartnerAccount has
+// none (it reads its LoginLinks' status only to summarise an account's users). Many
+// PartnerAccounts waiting for the creation budget so stay asleep until the limiter wakes each
+// in its turn; any other state of the LoginLink is looked at.
 func (r *PartnerAccountReconciler) loginLinkMatters() predicate.Funcs {
 	controlled := func(o client.Object) *metav1.OwnerReference {
 		if owner := metav1.GetControllerOf(o); owner != nil && owner.Kind == "PartnerAccount" {
@@ -743,6 +743,11 @@ func (r *PartnerAccountReconciler) loginLinkMatters() predicate.Funcs {
 			owner := controlled(e.ObjectNew)
 			if owner == nil || e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() {
 				return true
+			}
+			if ll, ok := e.ObjectNew.(*partnersv1.LoginLink); ok {
+				if c := meta.FindStatusCondition(ll.Status.Conditions, partnersv1.ConditionReady); c == nil || c.Reason != partnersv1.ReasonAccountNotReady {
+					return true
+				}
 			}
 			pa := &partnersv1.PartnerAccount{}
 			if err := r.Get(context.Background(), types.NamespacedName{Namespace: e.ObjectNew.GetNamespace(), Name: owner.Name}, pa); err != nil {

@@ -128,6 +128,7 @@ func (b *bench) rateRun() error {
 	if err := w.apply(n, nil, nil); err != nil {
 		return err
 	}
+	b.logf("rate-limit run: %d PartnerAccounts applied in %v", n, time.Since(start).Round(time.Millisecond))
 	times, err := w.waitReady(n+n+(n+1)/2, 15*time.Minute)
 	if err != nil {
 		return err
