@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,10 +21,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
 	"github.com/fifteenth/fifteenth-operator/internal/election"
@@ -50,6 +54,42 @@ const purposeRenewal = "automated_renewal"
 type PartnerAccountReconciler struct {
 	client.Client
 	deps
+
+	// waking wakes the PartnerAccounts whose turn in the creation line has come.
+	waking wakeQueue
+}
+
+// wakeQueue holds the controller's queue, so that the creation limiter can wake exactly the
+// PartnerAccount whose slot has freed up (fifteenth.CreationLine).
+type wakeQueue struct {
+	mu sync.Mutex
+	q  workqueue.TypedRateLimitingInterface[reconcile.Request]
+}
+
+// start is a source.Func: it only keeps the queue.
+func (w *wakeQueue) start(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.q = q
+	return nil
+}
+
+// wakePriority puts a PartnerAccount whose slot has freed up ahead of the other work of the
+// queue (whose events have priority 0), so that the slot is used at once.
+const wakePriority = 10
+
+// wake returns a function that queues req; it never blocks.
+func (w *wakeQueue) wake(req reconcile.Request) func() {
+	return func() {
+		w.mu.Lock()
+		q := w.q
+		w.mu.Unlock()
+		if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
+			pq.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(wakePriority)}, req)
+		} else if q != nil {
+			q.Add(req)
+		}
+	}
 }
 
 // +kubebuilder:rbac:groups=partners.fifteenth.com,resources=partneraccounts,verbs=get;list;watch
@@ -207,6 +247,21 @@ func (r *PartnerAccountReconciler) ensureAccount(ctx context.Context, pa, origin
 	if held := r.terminalHold(pa); held {
 		return ctrl.Result{}, true, nil
 	}
+	// A PartnerAccount that would create waits in the line of the creation budget without a
+	// live read or a write: it is woken when its own slot frees up (the status already says
+	// that it waits, in words that do not change while it does).
+	line, inLine := cfg.API.(fifteenth.CreationLine)
+	if inLine && pa.Spec.AccountID == nil && pa.Status.ExistingAccountID == 0 {
+		req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(pa)}
+		if at, turn := line.CreateTurn(string(pa.UID), r.waking.wake(req)); !turn {
+			now := r.now()
+			// The wake-up comes when the slot frees; this is the fallback, late enough that a
+			// line running a little behind its forecast does not wake the PartnerAccount twice.
+			fallback := at.Add(max(time.Second, at.Sub(now)/4))
+			r.failed(pa, partnersv1.ReasonRateLimited, rateLimitedMessage)
+			return ctrl.Result{RequeueAfter: renewal.RequeueAfter(now, fallback, minRequeue)}, true, nil
+		}
+	}
 	// Every call below is confirmed with a live read: a pass that sees a stale cache (without
 	// the last failure or 409 recorded) must not create twice.
 	fresh := &partnersv1.PartnerAccount{}
@@ -249,6 +304,9 @@ func (r *PartnerAccountReconciler) ensureAccount(ctx context.Context, pa, origin
 		if err := r.checkpoint(ctx, pa, original); err != nil {
 			return ctrl.Result{}, true, err
 		}
+	}
+	if inLine {
+		ctx = fifteenth.WithWaiter(ctx, string(pa.UID))
 	}
 	acct, err := cfg.API.CreateAccount(ctx, req)
 	if err != nil {
@@ -615,11 +673,79 @@ func (r *PartnerAccountReconciler) SetupWithManager(mgr ctrl.Manager, opts contr
 		// Annotations (partners.fifteenth.com/paused, renew-requested-at) wake it as spec changes do.
 		For(&partnersv1.PartnerAccount{}, builder.WithPredicates(
 			predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, requestAnnotationsChanged))).
-		Owns(&partnersv1.LoginLink{}).
-		Watches(&partnersv1.LoginLink{}, handler.EnqueueRequestsFromMapFunc(r.ofLoginLink)).
+		// A LoginLink's change is looked at after a short delay, in which the changes of the
+		// holder's and the spouse's LoginLinks (both seeded by the creation) become one pass.
+		Watches(&partnersv1.LoginLink{}, settled{handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(),
+			&partnersv1.PartnerAccount{}, handler.OnlyControllerOwner()), loginLinkSettle}, builder.WithPredicates(r.loginLinkMatters())).
+		Watches(&partnersv1.LoginLink{}, settled{handler.EnqueueRequestsFromMapFunc(r.ofLoginLink), loginLinkSettle},
+			builder.WithPredicates(r.loginLinkMatters())).
 		Watches(&partnersv1.PartnerAccount{}, handler.EnqueueRequestsFromMapFunc(r.waitingFor)).
+		// The creation limiter wakes the PartnerAccount whose turn has come.
+		WatchesRawSource(source.Func(r.waking.start)).
 		WithOptions(opts).
 		Complete(r)
+}
+
+// loginLinkSettle is how long a PartnerAccount lets its LoginLinks' status changes settle
+// before it summarises them.
+const loginLinkSettle = time.Second
+
+// settled is an event handler whose update events queue their requests after a delay: the
+// priority queue keeps one entry per request at its earliest time, so that changes within the
+// delay make one reconcile. Creations and deletions are queued at once.
+type settled struct {
+	handler.EventHandler
+	delay time.Duration
+}
+
+// Update queues the requests of h after the delay.
+func (s settled) Update(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	s.EventHandler.Update(ctx, e, delayedQueue{q, s.delay})
+}
+
+// delayedQueue turns Add into AddAfter.
+type delayedQueue struct {
+	workqueue.TypedRateLimitingInterface[reconcile.Request]
+	delay time.Duration
+}
+
+// Add queues item after the delay.
+func (q delayedQueue) Add(item reconcile.Request) { q.AddAfter(item, q.delay) }
+
+// loginLinkMatters drops the LoginLink events that tell a PartnerAccount nothing: the
+// creation of a LoginLink it controls (it made it), and a change of the status or metadata of
+// such a LoginLink that waits for the account (AccountNotReady) while the PartnerAccount has
+// none (it reads its LoginLinks' status only to summarise an account's users). Many
+// PartnerAccounts waiting for the creation budget so stay asleep until the limiter wakes each
+// in its turn; any other state of the LoginLink is looked at.
+func (r *PartnerAccountReconciler) loginLinkMatters() predicate.Funcs {
+	controlled := func(o client.Object) *metav1.OwnerReference {
+		if owner := metav1.GetControllerOf(o); owner != nil && owner.Kind == "PartnerAccount" {
+			return owner
+		}
+		return nil
+	}
+	return predicate.Funcs{
+		CreateFunc: func(e event.CreateEvent) bool { return controlled(e.Object) == nil },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			owner := controlled(e.ObjectNew)
+			if owner == nil || e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() {
+				return true
+			}
+			if ll, ok := e.ObjectNew.(*partnersv1.LoginLink); ok {
+				if c := meta.FindStatusCondition(ll.Status.Conditions, partnersv1.ConditionReady); c == nil || c.Reason != partnersv1.ReasonAccountNotReady {
+					return true
+				}
+			}
+			pa := &partnersv1.PartnerAccount{}
+			if err := r.Get(context.Background(), types.NamespacedName{Namespace: e.ObjectNew.GetNamespace(), Name: owner.Name}, pa); err != nil {
+				return true
+			}
+			return pa.UID != owner.UID || pa.Status.AccountID != 0
+		},
+		DeleteFunc:  func(event.DeleteEvent) bool { return true },
+		GenericFunc: func(event.GenericEvent) bool { return true },
+	}
 }
 
 // ofLoginLink maps a LoginLink to the PartnerAccounts whose users it may hold (by reference,

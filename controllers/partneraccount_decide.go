@@ -38,6 +38,10 @@ type verdict struct {
 	retryAt time.Time
 }
 
+// rateLimitedMessage says that a PartnerAccount waits for the creation budget. It holds no
+// place or time, which change while it waits: the status is written once, not on every turn.
+const rateLimitedMessage = "the account-creation rate limit applies; waiting for a free slot"
+
 // decideCreateFailure says what a failed Create Account means. A 409 names the account that
 // holds the email: it is verified and adopted. Nothing else creates again before a change,
 // a backoff or a rate limit's reset.
@@ -49,8 +53,7 @@ func decideCreateFailure(err error) verdict {
 		}
 	}
 	if at, limited := fifteenth.RetryAt(err); limited {
-		return verdict{step: stepRetryAt, reason: partnersv1.ReasonRateLimited, retryAt: at,
-			message: "the account-creation rate limit applies; waiting for a free slot"}
+		return verdict{step: stepRetryAt, reason: partnersv1.ReasonRateLimited, retryAt: at, message: rateLimitedMessage}
 	}
 	switch {
 	case isAPI && (apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden):

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -362,6 +363,40 @@ func reconciles(name string) float64 {
 			if labelValue(m, "controller") == name {
 				n += m.GetCounter().GetValue()
 			}
+		}
+	}
+	return n
+}
+
+// statusWrites returns how many writes (PATCH, PUT, APPLY) of the status of this group's
+// resource kube-apiserver has served, from its apiserver_request_total metric.
+func statusWrites(t *testing.T, resource string) int {
+	t.Helper()
+	hc, err := rest.HTTPClientFor(restCfg)
+	if err != nil {
+		t.Fatalf("kube-apiserver client: %v", err)
+	}
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, strings.TrimSuffix(restCfg.Host, "/")+"/metrics", nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("kube-apiserver /metrics: %v", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("kube-apiserver /metrics: %s, %v", resp.Status, err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(body), "\n") {
+		write := strings.Contains(line, `verb="PATCH"`) || strings.Contains(line, `verb="PUT"`) || strings.Contains(line, `verb="APPLY"`)
+		if !write || !strings.HasPrefix(line, "apiserver_request_total{") || !strings.Contains(line, `group="partners.fifteenth.com"`) ||
+			!strings.Contains(line, `subresource="status"`) || !strings.Contains(line, `resource="`+resource+`"`) {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err == nil {
+			n += int(v)
 		}
 	}
 	return n

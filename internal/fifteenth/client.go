@@ -170,10 +170,37 @@ func IsLoopback(host string) bool {
 // speaks for one partner.
 const createKey = "partner"
 
+// CreationLine is an API whose creation limiter keeps a line of waiters (*Client is one): each
+// waiter is told when its own slot frees up and woken when it has, so that a freed slot wakes
+// one waiter, not all of them.
+type CreationLine interface {
+	// CreateTurn puts waiter in the line of the creation budget (or keeps its place) and
+	// reports whether its turn has come. Otherwise it returns when its slot is expected to
+	// free up, and calls wake (which must not block) once it has. The waiter then calls
+	// CreateAccount with a context from WithWaiter.
+	CreateTurn(waiter string, wake func()) (time.Time, bool)
+}
+
+var _ CreationLine = (*Client)(nil)
+
+type waiterKey struct{}
+
+// WithWaiter returns a context whose CreateAccount call takes the slot of waiter in the
+// creation line (CreationLine), rather than coming after every waiter.
+func WithWaiter(ctx context.Context, waiter string) context.Context {
+	return context.WithValue(ctx, waiterKey{}, waiter)
+}
+
+// CreateTurn implements CreationLine.
+func (c *Client) CreateTurn(waiter string, wake func()) (time.Time, bool) {
+	return c.creates.Turn(createKey, waiter, wake)
+}
+
 // CreateAccount calls POST /v1beta/accounts. The answer holds login links: handle with care.
 func (c *Client) CreateAccount(ctx context.Context, req CreateAccountRequest) (*Account, error) {
 	var out Account
-	err := c.limited(c.creates, ScopeAccountCreate, createKey, countEveryCall, func() (int, error) {
+	waiter, _ := ctx.Value(waiterKey{}).(string)
+	err := c.limited(c.creates, ScopeAccountCreate, createKey, waiter, countEveryCall, func() (int, error) {
 		return c.do(ctx, http.MethodPost, RouteCreateAccount, "/v1beta/accounts", req, &out)
 	})
 	if err != nil {
@@ -186,7 +213,7 @@ func (c *Client) CreateAccount(ctx context.Context, req CreateAccountRequest) (*
 // earlier links, so callers must make sure only one owner generates for a user.
 func (c *Client) GenerateLoginLink(ctx context.Context, id AccountID, req LoginLinkRequest) (*LoginLink, error) {
 	var out LoginLink
-	err := c.limited(c.links, ScopeLoginLink, id.String(), countSuccesses, func() (int, error) {
+	err := c.limited(c.links, ScopeLoginLink, id.String(), "", countSuccesses, func() (int, error) {
 		return c.do(ctx, http.MethodPost, RouteGenerateLoginLink, "/v1beta/accounts/"+id.String()+"/login-link", req, &out)
 	})
 	if err != nil {
@@ -219,11 +246,11 @@ const (
 	countSuccesses
 )
 
-// limited runs call under limiter l for key; call returns the status of the answer (0 when
-// none arrived) and its error. The call's slot is kept or given back according to how, which
+// limited runs call under limiter l for key, in the place of waiter in its line (none: "");
+// call returns the status of the answer (0 when none arrived) and its error. The call's slot is kept or given back according to how, which
 // mirrors how the API counts. A 429 blocks the key until its retry time.
-func (c *Client) limited(l *SlidingWindow, scope, key string, how counting, call func() (int, error)) error {
-	res, retryAt, ok := l.Reserve(key)
+func (c *Client) limited(l *SlidingWindow, scope, key, waiter string, how counting, call func() (int, error)) error {
+	res, retryAt, ok := l.ReserveFor(key, waiter)
 	if !ok {
 		if c.observeL != nil {
 			c.observeL(scope, retryAt.Sub(c.now()))

@@ -73,18 +73,34 @@ func (r *Rate) Type() string { return "rate" }
 // which is never earlier than the server saw it, so the client stays under the server's count
 // even though it cannot see it. A call the API did not count gives its slot back
 // (Reservation.Cancel). A key may also be blocked until a time (after a 429).
+//
+// Callers that wait may queue up (Turn, ReserveFor): each waiter keeps its place in the key's
+// line, is told when its own slot frees up, and is woken (its wake function called) when that
+// slot has freed, so that a freed slot wakes one waiter, not all of them.
 type SlidingWindow struct {
 	rate Rate
 	now  func() time.Time
 
-	mu   sync.Mutex
-	keys map[string]*window
-	ops  int
+	mu      sync.Mutex
+	keys    map[string]*window
+	ops     int
+	timer   *time.Timer
+	timerAt time.Time
 }
 
 type window struct {
 	events       []*event
 	blockedUntil time.Time
+	// line holds the waiters in their order of arrival.
+	line []*waiter
+}
+
+// waiter is a caller in a key's line.
+type waiter struct {
+	id   string
+	wake func()
+	// wokenAt is when its turn came and it was woken (zero: not yet).
+	wokenAt time.Time
 }
 
 // event is a reserved slot, counted from at: the reservation, then the call's completion.
@@ -139,32 +155,181 @@ func (l *SlidingWindow) Tighten(r Rate) bool {
 	return false
 }
 
-// Reserve takes a slot for key when one is free. Otherwise it returns false and the time at
-// which a slot frees up, which is always in the future.
+// Reserve takes a slot for key when one is free and no waiter of the line needs it. Otherwise
+// it returns false and the time at which a slot frees up, which is always in the future.
 func (l *SlidingWindow) Reserve(key string) (*Reservation, time.Time, bool) {
+	return l.ReserveFor(key, "")
+}
+
+// ReserveFor is Reserve for the waiter id of the key's line (Turn): it takes the slot when the
+// waiter's turn has come, and the waiter leaves the line. Otherwise it returns the time at
+// which its slot is expected to free up, and the waiter keeps (or takes) its place. An empty id
+// queues nothing: the caller comes after every waiter.
+func (l *SlidingWindow) ReserveFor(key, id string) (*Reservation, time.Time, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
 	w := l.prune(key, now)
-	if w.blockedUntil.After(now) {
-		return nil, w.blockedUntil, false
+	pos := len(w.line)
+	if id != "" {
+		pos = w.join(id, nil)
 	}
-	if len(w.events) >= l.rate.N {
-		oldest := w.events[0].at
-		for _, e := range w.events[1:] {
-			if e.at.Before(oldest) {
-				oldest = e.at
-			}
+	at := l.schedule(w, now, pos+1)[pos]
+	if at.After(now) {
+		if id != "" {
+			w.line[pos].wokenAt = time.Time{} // it came back early: wake it when its turn comes
 		}
-		retry := oldest.Add(l.rate.Per)
-		if !retry.After(now) {
-			retry = now.Add(time.Millisecond)
-		}
-		return nil, retry, false
+		l.armLocked(now)
+		return nil, at, false
+	}
+	if id != "" {
+		w.line = slices.Delete(w.line, pos, pos+1)
 	}
 	e := &event{at: now}
 	w.events = append(w.events, e)
 	return &Reservation{l: l, key: key, e: e}, time.Time{}, true
+}
+
+// Turn puts waiter id in the key's line (or keeps its place, and replaces its wake function)
+// and reports whether its turn has come: a slot is free for it. Otherwise it returns when its
+// slot is expected to free up; wake is called (from another goroutine, and must not block)
+// once it has. The waiter takes its slot with ReserveFor. A waiter that does not come back
+// within a window of being woken loses its place.
+func (l *SlidingWindow) Turn(key, id string, wake func()) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	w := l.prune(key, now)
+	pos := w.join(id, wake)
+	at := l.schedule(w, now, pos+1)[pos]
+	x := w.line[pos]
+	if at.After(now) {
+		x.wokenAt = time.Time{} // it came back early: wake it when its turn comes
+		l.armLocked(now)
+		return at, false
+	}
+	if x.wokenAt.IsZero() {
+		x.wokenAt = now // it knows: no wake-up, and it loses its place if it never takes the slot
+	}
+	return time.Time{}, true
+}
+
+// join returns the place of waiter id in the line, appending it when it is not there.
+func (w *window) join(id string, wake func()) int {
+	for i, x := range w.line {
+		if x.id == id {
+			if wake != nil {
+				x.wake = wake
+			}
+			return i
+		}
+	}
+	w.line = append(w.line, &waiter{id: id, wake: wake})
+	return len(w.line) - 1
+}
+
+// schedule returns when each of the first k places of the line gets its slot: the place j
+// gets the slot that the (j+len(events)-N)-th call of the window (counting the places before
+// it) frees, one window after it. After a 429 the line waits for the reset, then moves at the
+// rate's average pace (one place per Per/N), so that the API's count, which this client does
+// not know, is not met by the whole line at once.
+func (l *SlidingWindow) schedule(w *window, now time.Time, k int) []time.Time {
+	n := max(l.rate.N, 1)
+	times := make([]time.Time, 0, len(w.events)+k)
+	for _, e := range w.events {
+		times = append(times, e.at)
+	}
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	m := len(times)
+	blocked := w.blockedUntil.After(now)
+	for j := range k {
+		t := now
+		if i := m + j - n; i >= 0 {
+			t = later(t, times[i].Add(l.rate.Per))
+		}
+		if blocked {
+			t = later(t, w.blockedUntil.Add(time.Duration(j)*l.rate.Per/time.Duration(n)))
+		}
+		times = append(times, t)
+	}
+	return times[m:]
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// dueLocked marks the waiters whose turn has come as woken and sets the timer for the next
+// turn. It returns their wake functions, to be called outside the lock.
+func (l *SlidingWindow) dueLocked(now time.Time) []func() {
+	var wakes []func()
+	var next time.Time
+	for _, w := range l.keys {
+		if len(w.line) == 0 {
+			continue
+		}
+		for i, at := range l.schedule(w, now, len(w.line)) {
+			x := w.line[i]
+			switch {
+			case at.After(now):
+				if next.IsZero() || at.Before(next) {
+					next = at
+				}
+			case x.wokenAt.IsZero():
+				x.wokenAt = now
+				if x.wake != nil {
+					wakes = append(wakes, x.wake)
+				}
+			}
+		}
+	}
+	l.setTimerLocked(now, next)
+	return wakes
+}
+
+// armLocked sets the timer for the next turn of the line (and wakes nobody itself: the timer
+// does, outside the lock).
+func (l *SlidingWindow) armLocked(now time.Time) {
+	for _, w := range l.keys {
+		for i, at := range l.schedule(w, now, len(w.line)) {
+			if w.line[i].wokenAt.IsZero() {
+				l.setTimerLocked(now, at)
+				break
+			}
+		}
+	}
+}
+
+// setTimerLocked makes the timer fire at at, unless it already fires earlier.
+func (l *SlidingWindow) setTimerLocked(now, at time.Time) {
+	if at.IsZero() || (!l.timerAt.IsZero() && !at.Before(l.timerAt) && l.timerAt.After(now)) {
+		return
+	}
+	l.timerAt = at
+	d := max(at.Sub(now), time.Millisecond)
+	if l.timer == nil {
+		l.timer = time.AfterFunc(d, l.wakeDue)
+		return
+	}
+	l.timer.Reset(d)
+}
+
+// wakeDue wakes the waiters whose turn has come.
+func (l *SlidingWindow) wakeDue() {
+	l.mu.Lock()
+	now := l.now()
+	l.timerAt = time.Time{}
+	for key := range l.keys {
+		l.prune(key, now)
+	}
+	wakes := l.dueLocked(now)
+	l.mu.Unlock()
+	for _, f := range wakes {
+		f()
+	}
 }
 
 // Done marks the reserved call as completed now and counted: the slot frees up one window
@@ -211,6 +376,10 @@ func (r *Reservation) Cancel() {
 			w.events = slices.Delete(w.events, i, i+1)
 			break
 		}
+	}
+	if len(w.line) > 0 {
+		// The slot given back is a waiter's turn: the timer wakes it, outside this lock.
+		r.l.setTimerLocked(r.l.now(), r.l.now())
 	}
 }
 
@@ -264,5 +433,8 @@ func (w *window) expire(now time.Time, per time.Duration) bool {
 	}
 	clear(w.events[len(kept):])
 	w.events = kept
-	return len(w.events) == 0 && !w.blockedUntil.After(now)
+	// A waiter woken a window ago that never came back (deleted, or it no longer creates)
+	// gives its place up.
+	w.line = slices.DeleteFunc(w.line, func(x *waiter) bool { return !x.wokenAt.IsZero() && !x.wokenAt.Add(per).After(now) })
+	return len(w.events) == 0 && len(w.line) == 0 && !w.blockedUntil.After(now)
 }

@@ -125,3 +125,115 @@ func TestReservationCancel(t *testing.T) {
 		t.Fatal("slot did not free one window after completion")
 	}
 }
+
+// Waiters queue up: each is told the time its own slot frees up (not the first free slot, as
+// all of them were before), is woken once when it has, and takes it ahead of callers that did
+// not wait. (The limiter's own timer would fire only after the test, a window later: the test
+// calls wakeDue itself, at the fake clock's times.)
+func TestSlidingWindowLine(t *testing.T) {
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := t0
+	l := NewSlidingWindow(Rate{N: 2, Per: time.Minute}, func() time.Time { return now })
+	woken := map[string]int{}
+	wake := func(id string) func() { return func() { woken[id]++ } }
+	take := func(id string) {
+		t.Helper()
+		if at, ok := l.Turn("k", id, wake(id)); !ok {
+			t.Fatalf("%s: turn not come, expected at %v", id, at)
+		}
+		r, _, ok := l.ReserveFor("k", id)
+		if !ok {
+			t.Fatalf("%s: its turn came, but ReserveFor refused", id)
+		}
+		r.Done()
+	}
+	take("a") // t=0
+	now = t0.Add(10 * time.Second)
+	take("b") // t=10s
+	want := map[string]time.Time{
+		"c": t0.Add(time.Minute),                    // a's slot
+		"d": t0.Add(70 * time.Second),               // b's slot
+		"e": t0.Add(2 * time.Minute),                // c's slot, a window after c takes it
+		"f": t0.Add(2*time.Minute + 10*time.Second), // d's
+	}
+	for _, id := range []string{"c", "d", "e", "f"} {
+		at, ok := l.Turn("k", id, wake(id))
+		if ok || !at.Equal(want[id]) {
+			t.Errorf("%s: turn=%v at %v, want its own slot at %v", id, ok, at, want[id])
+		}
+	}
+	// Asking again keeps the place.
+	if at, _ := l.Turn("k", "d", wake("d")); !at.Equal(want["d"]) {
+		t.Errorf("d asked again: at %v, want %v", at, want["d"])
+	}
+	// A caller that did not queue comes after every waiter.
+	if _, at, ok := l.Reserve("k"); ok || !at.Equal(t0.Add(3*time.Minute)) {
+		t.Errorf("Reserve without a place: ok=%v at %v, want refused until %v", ok, at, t0.Add(3*time.Minute))
+	}
+
+	now = t0.Add(time.Minute)
+	l.wakeDue()
+	l.wakeDue() // once only
+	if want := map[string]int{"c": 1}; !equalCounts(woken, want) {
+		t.Fatalf("at a's slot: woken %v, want %v", woken, want)
+	}
+	// d's turn has not come: it is refused and keeps its place; c takes its slot.
+	if _, at, ok := l.ReserveFor("k", "d"); ok || !at.Equal(want["d"]) {
+		t.Errorf("d early: ok=%v at %v, want refused until %v", ok, at, want["d"])
+	}
+	take("c")
+	now = t0.Add(70 * time.Second)
+	l.wakeDue()
+	if want := map[string]int{"c": 1, "d": 1}; !equalCounts(woken, want) {
+		t.Fatalf("at b's slot: woken %v, want %v", woken, want)
+	}
+
+	// d never comes back: a window after it was woken, it loses its place to e, which gets the
+	// slot d left (b's) and no longer waits for d's turn.
+	now = t0.Add(130 * time.Second)
+	if at, ok := l.Turn("k", "e", wake("e")); !ok {
+		t.Errorf("e after d gave its place up: turn at %v, want now", at)
+	}
+
+	// After a 429 the line waits for the reset, then moves at the average pace (Per/N).
+	reset := now.Add(5 * time.Minute)
+	l.Block("k", reset)
+	if at, _ := l.Turn("k", "e", nil); !at.Equal(reset) {
+		t.Errorf("e after a 429: at %v, want the reset %v", at, reset)
+	}
+	if at, _ := l.Turn("k", "f", nil); !at.Equal(reset.Add(30 * time.Second)) {
+		t.Errorf("f after a 429: at %v, want the reset and half a window %v", at, reset.Add(30*time.Second))
+	}
+}
+
+// A slot given back (Cancel) is the next waiter's turn at once.
+func TestSlidingWindowLineCancel(t *testing.T) {
+	now := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := NewSlidingWindow(Rate{N: 1, Per: time.Hour}, func() time.Time { return now })
+	r, _, ok := l.ReserveFor("k", "a")
+	if !ok {
+		t.Fatal("a refused")
+	}
+	if _, ok := l.Turn("k", "b", func() {}); ok {
+		t.Fatal("b's turn came while a holds the only slot")
+	}
+	r.Cancel()
+	if _, ok := l.Turn("k", "b", nil); !ok {
+		t.Error("b's turn did not come when a gave its slot back")
+	}
+	if got := l.Len(); got != 1 {
+		t.Errorf("keys tracked: %d, want 1", got)
+	}
+}
+
+func equalCounts(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
