@@ -24,6 +24,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
 	"github.com/fifteenth/fifteenth-operator/internal/election"
@@ -465,7 +466,7 @@ func (r *PartnerAccountReconciler) claimedByOlder(ctx context.Context, pa *partn
 
 func (r *PartnerAccountReconciler) claimant(ctx context.Context, pa *partnersv1.PartnerAccount, endpoint string, id int64,
 	wins func(*partnersv1.PartnerAccount) bool) (*partnersv1.PartnerAccount, error) {
-	pas, err := r.claimantsIn(ctx, r.Client, endpoint, id)
+	pas, err := r.claimantsIn(ctx, endpoint, id)
 	if err != nil {
 		return nil, err
 	}
@@ -622,16 +623,21 @@ func (r *PartnerAccountReconciler) SetupWithManager(mgr ctrl.Manager, opts contr
 	if opts.RateLimiter == nil {
 		opts.RateLimiter = workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](DefaultBaseBackoff, DefaultMaxBackoff)
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("partneraccount").
 		// Annotations (partners.fifteenth.com/paused, renew-requested-at) wake it as spec changes do.
 		For(&partnersv1.PartnerAccount{}, builder.WithPredicates(
 			predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, requestAnnotationsChanged))).
 		Owns(&partnersv1.LoginLink{}).
 		Watches(&partnersv1.LoginLink{}, handler.EnqueueRequestsFromMapFunc(r.ofLoginLink)).
-		Watches(&partnersv1.PartnerAccount{}, handler.EnqueueRequestsFromMapFunc(r.waitingFor)).
-		WithOptions(opts).
-		Complete(r)
+		Watches(&partnersv1.PartnerAccount{}, handler.EnqueueRequestsFromMapFunc(r.waitingFor))
+	if r.claimsSource != nil {
+		// A shard: a claim that another shard's namespace gives up wakes the PartnerAccounts
+		// here that wait for the account.
+		b = b.WatchesRawSource(source.Kind(r.claimsSource, client.Object(&partnersv1.PartnerAccount{}),
+			handler.EnqueueRequestsFromMapFunc(r.waitingFor)))
+	}
+	return b.WithOptions(opts).Complete(r)
 }
 
 // ofLoginLink maps a LoginLink to the PartnerAccounts whose users it may hold (by reference,
@@ -651,7 +657,7 @@ func (r *PartnerAccountReconciler) ofLoginLink(ctx context.Context, o client.Obj
 		}
 	}
 	if id := ll.Spec.AccountID; id != nil {
-		pas, err := r.claimantsIn(ctx, r.Client, "", *id)
+		pas, err := r.claimantsIn(ctx, "", *id)
 		if err != nil {
 			logf.FromContext(ctx).Error(err, "Could not find the PartnerAccounts of an account to wake them", "account", *id)
 		}
