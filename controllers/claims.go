@@ -62,7 +62,7 @@ func stripToClaim(o any) (any, error) {
 		TypeMeta: pa.TypeMeta,
 		ObjectMeta: metav1.ObjectMeta{Namespace: pa.Namespace, Name: pa.Name, UID: pa.UID, ResourceVersion: pa.ResourceVersion,
 			CreationTimestamp: pa.CreationTimestamp, DeletionTimestamp: pa.DeletionTimestamp},
-		Spec: partnersv1.PartnerAccountSpec{Email: pa.Spec.Email, AccountID: pa.Spec.AccountID, PartnerConfigRef: pa.Spec.PartnerConfigRef},
+		Spec:   partnersv1.PartnerAccountSpec{Email: pa.Spec.Email, AccountID: pa.Spec.AccountID, PartnerConfigRef: pa.Spec.PartnerConfigRef},
 		Status: partnersv1.PartnerAccountStatus{AccountID: pa.Status.AccountID},
 	}, nil
 }
