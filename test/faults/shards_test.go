@@ -21,10 +21,11 @@ import (
 
 // Sharding by namespace (docs/operations.md, Large installations): two managers, each with
 // its own namespaces (shard a by --watch-namespaces, shard b by --watch-namespace-selector) and
-// its own leader election ID, one partner key, one simulator at the documented 100 creations
-// per minute (time scale 10: a window lasts 6 s). Each manager is given the whole budget
-// (--account-create-limit 100/6s, twice what the key allows): the API refuses the excess with
-// 429s, which they absorb by waiting for the reset. Both namespaces may link unclaimed
+// its own leader election ID, one partner key, one simulator whose creation limit is a fifth of
+// the documented 100 per minute (20/min, time scale 10: a window lasts 6 s), so that the shards
+// outrun it on a loaded machine. Each manager is given the whole budget (--account-create-limit
+// 20/6s, twice what the key allows), and all PartnerAccounts wait before they start: the API
+// refuses the excess with 429s, which they absorb by waiting for the reset. Both namespaces may link unclaimed
 // accounts, and for each of a few unclaimed accounts a LoginLink in each shard competes for
 // the holder. The test shows: every PartnerAccount's account created once; every user with
 // exactly one valid link, one generation per user, and no generation once settled (no
@@ -34,7 +35,9 @@ import (
 func TestTwoShards(t *testing.T) {
 	const scale = 10
 	window := time.Duration(float64(time.Minute) / scale)
-	o := worldOpts{sim: sim.Config{TimeScale: scale, LinkRate: fifteenth.Rate{N: 1000, Per: time.Hour}}}
+	const limit = 20
+	o := worldOpts{sim: sim.Config{TimeScale: scale, AccountRate: fifteenth.Rate{N: limit, Per: time.Minute},
+		LinkRate: fifteenth.Rate{N: 1000, Per: time.Hour}}}
 	w := newWorld(t, "shard-a", o)
 	nsB, selector := "shard-b", "fifteenth.com/shard=faults-b"
 	w.g.Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: nsB,
@@ -49,10 +52,10 @@ func TestTwoShards(t *testing.T) {
 	w.g.Expect(k8s.Create(ctx, cpc)).To(Succeed())
 	t.Cleanup(func() { _ = k8s.Delete(ctx, cpc) })
 
-	const n, unclaimed = 100, 10
+	const n, unclaimed = 40, 10
 	ids := w.preCreate(unclaimed, "shared")
 	shard := func(id string) []string {
-		return []string{"--account-create-limit", "100/6s", "--login-link-limit", "1000/6m",
+		return []string{"--account-create-limit", fmt.Sprintf("%d/6s", limit), "--login-link-limit", "1000/6m",
 			"--account-access-namespaces", w.ns + "," + nsB,
 			"--leader-elect", "--leader-election-namespace", w.ns, "--leader-election-id", id}
 	}
@@ -90,7 +93,7 @@ func TestTwoShards(t *testing.T) {
 	// then a newer one in shard b. The per-user Leases in the shared election namespace hand
 	// each user to the newest: one generation per LoginLink (shard a's could not know of shard
 	// b's before it existed), and none once settled.
-	_, linksBefore, getsBefore := w.calls()
+	_, linksBefore, _ := w.calls()
 	w.applyLinks(ids, "shared-a")
 	w.g.Eventually(func(g Gomega) {
 		for i := range ids {
@@ -109,7 +112,7 @@ func TestTwoShards(t *testing.T) {
 			g.Expect(reasonOf(a.Status.Conditions)).To(Equal(partnersv1.ReasonSuperseded), a.Name)
 		}
 	}).Should(Succeed())
-	_, linksAfter, getsAfter := w.calls()
+	_, linksAfter, _ := w.calls()
 	w.g.Expect(linksAfter-linksBefore).To(Equal(2*unclaimed), "one generation per competing LoginLink")
 	w.g.Consistently(func() int { _, l, _ := w.calls(); return l }).WithTimeout(3*window/2).WithPolling(time.Second).
 		Should(Equal(linksAfter), "no invalidation war once settled")
@@ -122,7 +125,7 @@ func TestTwoShards(t *testing.T) {
 	var pas partnersv1.PartnerAccountList
 	w.g.Expect(k8s.List(ctx, &pas, client.InNamespace(w.ns))).To(Succeed())
 	victim := pas.Items[0]
-	_, linksBefore, getsBefore = w.calls()
+	_, linksBefore, getsBefore := w.calls()
 	steal := &partnersv1.LoginLink{ObjectMeta: metav1.ObjectMeta{Name: "steal", Namespace: nsB},
 		Spec: partnersv1.LoginLinkSpec{AccountID: ptr.To(victim.Status.AccountID), SendNotification: ptr.To(false)}}
 	adopt := &partnersv1.PartnerAccount{ObjectMeta: metav1.ObjectMeta{Name: "adopt", Namespace: nsB},
@@ -136,7 +139,7 @@ func TestTwoShards(t *testing.T) {
 		g.Expect(reasonOf(adopt.Status.Conditions)).To(Equal(partnersv1.ReasonAccountNotPermitted))
 	}).Should(Succeed())
 	w.g.Expect(adopt.Status.AccountID).To(BeZero())
-	_, linksAfter, getsAfter = w.calls()
+	_, linksAfter, getsAfter := w.calls()
 	w.g.Expect([]int{linksAfter, getsAfter}).To(Equal([]int{linksBefore, getsBefore}), "a refused object called the API")
 
 	// One writer of the ClusterPartnerConfig's status (shard a); shard b leaves it alone.
@@ -155,5 +158,5 @@ func TestTwoShards(t *testing.T) {
 	for _, p := range []*proc{a, b} {
 		w.g.Expect(strings.Contains(p.logs.String(), "tk_")).To(BeFalse())
 	}
-	t.Log(fmt.Sprintf("claims across shards: account %d of %s refused to a LoginLink and a PartnerAccount of %s", victim.Status.AccountID, w.ns, nsB))
+	t.Logf("claims across shards: account %d of %s refused to a LoginLink and a PartnerAccount of %s", victim.Status.AccountID, w.ns, nsB)
 }
