@@ -657,11 +657,12 @@ func (r *PartnerAccountReconciler) ofLoginLink(ctx context.Context, o client.Obj
 		}
 	}
 	if id := ll.Spec.AccountID; id != nil {
-		pas, err := r.claimantsIn(ctx, "", *id)
-		if err != nil {
+		// The manager's cache, not the claims: a shard wakes only the PartnerAccounts it watches.
+		var pas partnersv1.PartnerAccountList
+		if err := r.List(ctx, &pas, client.MatchingFields{indexClaimedAccount: idString(*id)}); err != nil {
 			logf.FromContext(ctx).Error(err, "Could not find the PartnerAccounts of an account to wake them", "account", *id)
 		}
-		for _, pa := range pas {
+		for _, pa := range pas.Items {
 			add(pa.Namespace, pa.Name)
 		}
 	}
