@@ -65,6 +65,8 @@ type options struct {
 	linkLimit           fifteenth.Rate
 	accountSyncPeriod   time.Duration
 	watchNamespaces     string
+	namespaceSelector   string
+	clusterConfigStatus bool
 	syncPeriod          time.Duration
 	concurrency         int
 	metricsAddr         string
@@ -95,6 +97,11 @@ func main() {
 	flag.Var(&o.linkLimit, "login-link-limit", "Client-side limit on login links per account (sliding window), N/DURATION.")
 	flag.DurationVar(&o.accountSyncPeriod, "account-sync-period", controllers.DefaultAccountSyncPeriod, "How often each account is read from the API to observe suspension.")
 	flag.StringVar(&o.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch. Default: all.")
+	flag.StringVar(&o.namespaceSelector, "watch-namespace-selector", "", "Label selector of the Namespaces to watch (e.g. fifteenth.com/shard=a), "+
+		"instead of --watch-namespaces: the manager exits when the selected set changes, and its Deployment starts it again with the new set. "+
+		"See docs/operations.md, Large installations.")
+	flag.BoolVar(&o.clusterConfigStatus, "cluster-config-status", true, "Write the status of ClusterPartnerConfigs. "+
+		"Of several managers sharing a cluster (shards), exactly one keeps it true.")
 	flag.DurationVar(&o.syncPeriod, "sync-period", 10*time.Hour, "How often every object is reconciled again (a resync costs no API call).")
 	flag.IntVar(&o.concurrency, "max-concurrent-reconciles", 4, "Reconciles run in parallel per controller.")
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "Address of the metrics endpoint; 0 disables it. Use e.g. :8080 with --metrics-secure=false.")
@@ -153,6 +160,10 @@ func run(o options) error {
 	} else if limit > 0 {
 		log.Info("Soft memory limit set", "bytes", limit, "from", string(from), "ratio", memlimit.Ratio)
 	}
+	scope, err := parseNamespaceScope(o.watchNamespaces, o.namespaceSelector)
+	if err != nil {
+		return err
+	}
 	if o.readOnly {
 		log.Info("Running as a standby (--read-only): no account is created, no link generated, no Secret written")
 	}
@@ -190,19 +201,20 @@ func run(o options) error {
 	managed := labels.SelectorFromSet(labels.Set{partnersv1.LabelManagedBy: partnersv1.ManagedByValue})
 	// The per-user election Leases live in one namespace; only the operator's are cached.
 	electionNS := electionNamespace(o)
-	cacheOpts := cache.Options{SyncPeriod: &o.syncPeriod, DefaultTransform: controllers.CacheTransform(), ByObject: map[client.Object]cache.ByObject{
+	restCfg := ctrl.GetConfigOrDie()
+	live, err := client.New(restCfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return err
+	}
+	watched, err := scope.resolve(context.Background(), live)
+	if err != nil {
+		return err
+	}
+	cacheOpts := cache.Options{SyncPeriod: &o.syncPeriod, DefaultNamespaces: defaultNamespaces(watched), DefaultTransform: controllers.CacheTransform(), ByObject: map[client.Object]cache.ByObject{
 		&corev1.Secret{}:        {Label: managed},
 		&coordinationv1.Lease{}: {Label: managed, Namespaces: map[string]cache.Config{electionNS: {}}},
 	}}
-	if o.watchNamespaces != "" {
-		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
-		for _, ns := range strings.Split(o.watchNamespaces, ",") {
-			if ns = strings.TrimSpace(ns); ns != "" {
-				cacheOpts.DefaultNamespaces[ns] = cache.Config{}
-			}
-		}
-	}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                  scheme,
 		Cache:                   cacheOpts,
 		Metrics:                 metricsOptions(o),
@@ -221,7 +233,8 @@ func run(o options) error {
 	if err != nil {
 		return fmt.Errorf("cannot create manager: %w", err)
 	}
-	ctx := ctrl.SetupSignalHandler()
+	ctx, stop := context.WithCancel(ctrl.SetupSignalHandler())
+	defer stop()
 	if err := controllers.Setup(ctx, mgr, controllers.Config{
 		Configs: &partnerconfig.Resolver{Client: mgr.GetClient(), SecretReader: mgr.GetAPIReader(),
 			Default:        partnerconfig.NewDefault(api, endpoint, fingerprint, o.accountAccess),
@@ -232,8 +245,20 @@ func run(o options) error {
 			}},
 		APITimeout: o.apiTimeout, ElectionNamespace: electionNS, AccountSyncPeriod: o.accountSyncPeriod, ReadOnly: o.readOnly,
 		Controller: controller.Options{MaxConcurrentReconciles: o.concurrency},
+		// A shard's cache holds its own namespaces only; the claims of the others' are read
+		// from a cluster-wide cache of stripped PartnerAccounts.
+		ClusterWideClaims: !scope.all(), SkipClusterConfigStatus: !o.clusterConfigStatus,
 	}); err != nil {
 		return err
+	}
+	if scope.selector != nil {
+		if err := watchSelectedNamespaces(ctx, mgr.GetCache(), scope.selector, watched, func(now []string) {
+			log.Info("Exiting: the Namespaces that --watch-namespace-selector selects changed; the Deployment starts the manager again with them",
+				"selector", scope.selector.String(), "watched", watched, "selected", now)
+			stop()
+		}); err != nil {
+			return err
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
@@ -253,7 +278,7 @@ func run(o options) error {
 	go exitUnlessSynced(ctx, mgr, o.cacheSyncTimeout)
 	go exitAfterShutdownTimeout(ctx, o.gracefulShutdownTTL+15*time.Second)
 	log.Info("Starting manager", "apiURL", o.apiURL, "accountCreateLimit", o.createLimit.String(),
-		"loginLinkLimit", o.linkLimit.String(), "watchNamespaces", o.watchNamespaces, "metricsSecure", o.metricsSecure, "electionNamespace", electionNS, "accountAccessNamespaces", o.accountAccess)
+		"loginLinkLimit", o.linkLimit.String(), "watchNamespaces", watched, "watchNamespaceSelector", o.namespaceSelector, "clusterConfigStatus", o.clusterConfigStatus, "metricsSecure", o.metricsSecure, "electionNamespace", electionNS, "accountAccessNamespaces", o.accountAccess)
 	return mgr.Start(ctx)
 }
 

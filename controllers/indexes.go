@@ -88,12 +88,7 @@ func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	}); err != nil {
 		return err
 	}
-	return idx.IndexField(ctx, &partnersv1.PartnerAccount{}, indexClaimedAccount, func(o client.Object) []string {
-		if id := o.(*partnersv1.PartnerAccount).Status.AccountID; id != 0 {
-			return []string{idString(id)}
-		}
-		return nil
-	})
+	return idx.IndexField(ctx, &partnersv1.PartnerAccount{}, indexClaimedAccount, claimedAccount)
 }
 
 // olderThan reports whether a PartnerAccount was created before another (ties broken by

@@ -296,7 +296,7 @@ func (r *LoginLinkReconciler) primaryHolder(ctx context.Context, ll *partnersv1.
 	if r.terminalHold(ll) {
 		return "", ctrl.Result{}, true, nil // the read failed for good: wait for a change
 	}
-	pas, err := r.claimantsIn(ctx, r.Client, cfg.Endpoint, id)
+	pas, err := r.claimantsIn(ctx, cfg.Endpoint, id)
 	if err != nil {
 		return "", ctrl.Result{}, true, err
 	}

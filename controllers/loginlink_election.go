@@ -152,10 +152,11 @@ func eligible(ll *partnersv1.LoginLink) bool {
 }
 
 // claimantsIn returns the PartnerAccounts that claim an account at endpoint, oldest first
-// (endpoint "": at any endpoint).
-func (d *deps) claimantsIn(ctx context.Context, c client.Reader, endpoint string, id int64) ([]partnersv1.PartnerAccount, error) {
+// (endpoint "": at any endpoint), in every namespace: from the manager's cache, or from the
+// cluster-wide claims cache when the manager watches only some namespaces (Config.ClusterWideClaims).
+func (d *deps) claimantsIn(ctx context.Context, endpoint string, id int64) ([]partnersv1.PartnerAccount, error) {
 	var list partnersv1.PartnerAccountList
-	if err := c.List(ctx, &list, client.MatchingFields{indexClaimedAccount: idString(id)}); err != nil {
+	if err := d.claims.List(ctx, &list, client.MatchingFields{indexClaimedAccount: idString(id)}); err != nil {
 		return nil, fmt.Errorf("cannot list the PartnerAccounts of account %d: %w", id, err)
 	}
 	out := list.Items[:0]
@@ -183,7 +184,7 @@ func (d *deps) endpointOf(ctx context.Context, namespace string, ref *partnersv1
 
 // home returns the namespace of the PartnerAccount that manages an account at endpoint ("" when none).
 func (r *LoginLinkReconciler) home(ctx context.Context, endpoint string, id int64) (string, error) {
-	pas, err := r.claimantsIn(ctx, r.Client, endpoint, id)
+	pas, err := r.claimantsIn(ctx, endpoint, id)
 	if err != nil || len(pas) == 0 {
 		return "", err
 	}
@@ -194,7 +195,7 @@ func (r *LoginLinkReconciler) home(ctx context.Context, endpoint string, id int6
 // PartnerAccount that claims it, with the user each acts for ("" while unknown). claimant, if
 // not nil, is a PartnerAccount that claims the account although the cache may not show it yet.
 func accountLinks(ctx context.Context, c client.Reader, d *deps, endpoint string, id int64, claimant *partnersv1.PartnerAccount) ([]partnersv1.LoginLink, []string, error) {
-	pas, err := d.claimantsIn(ctx, c, endpoint, id)
+	pas, err := d.claimantsIn(ctx, endpoint, id)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -28,6 +28,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
 	"github.com/fifteenth/fifteenth-operator/internal/election"
@@ -314,7 +315,7 @@ func (r *LoginLinkReconciler) SetupWithManager(mgr ctrl.Manager, opts controller
 	if opts.RateLimiter == nil {
 		opts.RateLimiter = workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](DefaultBaseBackoff, DefaultMaxBackoff)
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("loginlink").
 		For(&partnersv1.LoginLink{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
@@ -323,9 +324,33 @@ func (r *LoginLinkReconciler) SetupWithManager(mgr ctrl.Manager, opts controller
 		Owns(&corev1.Secret{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool { return !markerOnly(e) }})).
 		Watches(&partnersv1.LoginLink{}, handler.EnqueueRequestsFromMapFunc(r.competitors)).
 		Watches(&partnersv1.PartnerAccount{}, handler.EnqueueRequestsFromMapFunc(r.ofPartnerAccount)).
-		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(r.ofLease)).
-		WithOptions(opts).
-		Complete(r)
+		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(r.ofLease))
+	if r.claimsSource != nil {
+		// A shard: another shard's claim on an account decides whether this shard's
+		// LoginLinks by accountID may act on it.
+		b = b.WatchesRawSource(source.Kind(r.claimsSource, client.Object(&partnersv1.PartnerAccount{}),
+			handler.EnqueueRequestsFromMapFunc(r.ofClaim)))
+	}
+	return b.WithOptions(opts).Complete(r)
+}
+
+// ofClaim maps a PartnerAccount of any namespace (a shard's claims cache) to the LoginLinks
+// this manager watches that name its account by ID.
+func (r *LoginLinkReconciler) ofClaim(ctx context.Context, o client.Object) []reconcile.Request {
+	id := o.(*partnersv1.PartnerAccount).Status.AccountID
+	if id == 0 {
+		return nil
+	}
+	var byID partnersv1.LoginLinkList
+	if err := r.List(ctx, &byID, client.MatchingFields{indexAccountID: idString(id)}); err != nil {
+		logf.FromContext(ctx).Error(err, "Could not list the LoginLinks of an account to wake them", "account", id)
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(byID.Items))
+	for _, l := range byID.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&l)})
+	}
+	return reqs
 }
 
 // competitors maps a LoginLink to the other LoginLinks of its account, so that a new one

@@ -511,7 +511,7 @@ func (r *PartnerAccountReconciler) claimedByOlder(ctx context.Context, pa *partn
 
 func (r *PartnerAccountReconciler) claimant(ctx context.Context, pa *partnersv1.PartnerAccount, endpoint string, id int64,
 	wins func(*partnersv1.PartnerAccount) bool) (*partnersv1.PartnerAccount, error) {
-	pas, err := r.claimantsIn(ctx, r.Client, endpoint, id)
+	pas, err := r.claimantsIn(ctx, endpoint, id)
 	if err != nil {
 		return nil, err
 	}
@@ -668,7 +668,7 @@ func (r *PartnerAccountReconciler) SetupWithManager(mgr ctrl.Manager, opts contr
 	if opts.RateLimiter == nil {
 		opts.RateLimiter = workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](DefaultBaseBackoff, DefaultMaxBackoff)
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("partneraccount").
 		// Annotations (partners.fifteenth.com/paused, renew-requested-at) wake it as spec changes do.
 		For(&partnersv1.PartnerAccount{}, builder.WithPredicates(
@@ -681,9 +681,14 @@ func (r *PartnerAccountReconciler) SetupWithManager(mgr ctrl.Manager, opts contr
 			builder.WithPredicates(r.loginLinkMatters())).
 		Watches(&partnersv1.PartnerAccount{}, handler.EnqueueRequestsFromMapFunc(r.waitingFor)).
 		// The creation limiter wakes the PartnerAccount whose turn has come.
-		WatchesRawSource(source.Func(r.waking.start)).
-		WithOptions(opts).
-		Complete(r)
+		WatchesRawSource(source.Func(r.waking.start))
+	if r.claimsSource != nil {
+		// A shard: a claim that another shard's namespace gives up wakes the PartnerAccounts
+		// here that wait for the account.
+		b = b.WatchesRawSource(source.Kind(r.claimsSource, client.Object(&partnersv1.PartnerAccount{}),
+			handler.EnqueueRequestsFromMapFunc(r.waitingFor)))
+	}
+	return b.WithOptions(opts).Complete(r)
 }
 
 // loginLinkSettle is how long a PartnerAccount lets its LoginLinks' status changes settle
@@ -765,11 +770,12 @@ func (r *PartnerAccountReconciler) ofLoginLink(ctx context.Context, o client.Obj
 		}
 	}
 	if id := ll.Spec.AccountID; id != nil {
-		pas, err := r.claimantsIn(ctx, r.Client, "", *id)
-		if err != nil {
+		// The manager's cache, not the claims: a shard wakes only the PartnerAccounts it watches.
+		var pas partnersv1.PartnerAccountList
+		if err := r.List(ctx, &pas, client.MatchingFields{indexClaimedAccount: idString(*id)}); err != nil {
 			logf.FromContext(ctx).Error(err, "Could not find the PartnerAccounts of an account to wake them", "account", *id)
 		}
-		for _, pa := range pas {
+		for _, pa := range pas.Items {
 			add(pa.Namespace, pa.Name)
 		}
 	}

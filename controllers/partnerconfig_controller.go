@@ -38,6 +38,11 @@ type PartnerConfigReconciler struct {
 	APIReader client.Reader
 	// Resolver checks the configs and builds their clients.
 	Resolver *partnerconfig.Resolver
+	// SkipClusterStatus leaves the status of ClusterPartnerConfigs to another manager (one of
+	// several shards writes it, --cluster-config-status): this one only refreshes its resolver,
+	// and records Unauthorized when the API refused the key on its own call (MarkUnauthorized),
+	// which the writer keeps until the key changes.
+	SkipClusterStatus bool
 }
 
 // SetupWithManager registers one controller per kind.
@@ -82,6 +87,13 @@ func (r *PartnerConfigReconciler) reconcileClusterPartnerConfig(ctx context.Cont
 		return ctrl.Result{}, err
 	}
 	cfg, err := r.Resolver.ForClusterPartnerConfig(ctx, cpc)
+	if r.SkipClusterStatus {
+		var perr *partnerconfig.Error
+		if err != nil && !errors.As(err, &perr) {
+			return ctrl.Result{}, err // the API server could not be read: backoff
+		}
+		return ctrl.Result{}, nil
+	}
 	return r.settle(ctx, cpc, &cpc.Status, cfg, err)
 }
 

@@ -9,6 +9,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -48,6 +49,15 @@ type Config struct {
 	// Generate Login Link, writes no Secret, reads the accounts it may adopt at the account
 	// sync period, and reports every object Ready=False Standby with what it would do.
 	ReadOnly bool
+	// ClusterWideClaims reads the claims (which PartnerAccount manages an account) from a
+	// cluster-wide cache of PartnerAccounts, stripped to what a claim check reads, instead of
+	// the manager's cache. A manager that watches only some namespaces (a shard) must set it:
+	// its own cache does not hold the other shards' claims.
+	ClusterWideClaims bool
+	// SkipClusterConfigStatus leaves the routine status of ClusterPartnerConfigs to another
+	// manager (--cluster-config-status=false): of several managers (shards), one writes it.
+	// Unauthorized, the API's refusal of a key on a call this manager made, is still recorded.
+	SkipClusterConfigStatus bool
 }
 
 // deps is what both reconcilers need besides their cached client.
@@ -67,6 +77,12 @@ type deps struct {
 	configStatus *PartnerConfigReconciler
 	// ReadOnly: a standby (Config.ReadOnly).
 	ReadOnly bool
+	// claims lists the PartnerAccounts that claim an account (indexClaimedAccount), in every
+	// namespace: the manager's cache, or the claims cache of a shard.
+	claims client.Reader
+	// claimsSource is the claims cache of a shard (nil otherwise): the controllers watch it for
+	// the claims of the other shards' namespaces.
+	claimsSource cache.Cache
 }
 
 // unauthorized records on the object's config that the API refused its key (logged when the
@@ -139,7 +155,7 @@ func newDeps(mgr ctrl.Manager, cfg Config) deps {
 		}
 	}
 	return deps{
-		APIReader: mgr.GetAPIReader(), Configs: configs,
+		APIReader: mgr.GetAPIReader(), Configs: configs, claims: mgr.GetClient(),
 		Recorder: mgr.GetEventRecorder("fifteenth-operator"), Clock: clk, AccountSyncPeriod: cfg.AccountSyncPeriod, ReadOnly: cfg.ReadOnly,
 		Elector: &election.Elector{Client: mgr.GetClient(), Cache: mgr.GetClient(), Reader: mgr.GetAPIReader(),
 			Namespace: cfg.ElectionNamespace, InFlight: timeout + 5*time.Second, Clock: clk,
@@ -155,7 +171,15 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	d := newDeps(mgr, cfg)
 	remove := metrics.AddObjectSource(objectMetrics{c: mgr.GetClient(), elected: mgr.Elected()})
 	go func() { <-ctx.Done(); remove() }()
-	pc := &PartnerConfigReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Resolver: d.Configs}
+	if cfg.ClusterWideClaims {
+		c, err := newClaimsCache(ctx, mgr)
+		if err != nil {
+			return err
+		}
+		d.claims, d.claimsSource = c, c
+	}
+	pc := &PartnerConfigReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Resolver: d.Configs,
+		SkipClusterStatus: cfg.SkipClusterConfigStatus}
 	d.configStatus = pc
 	ll := &LoginLinkReconciler{Client: mgr.GetClient(), deps: d}
 	if err := ll.SetupWithManager(mgr, cfg.Controller); err != nil {

@@ -106,7 +106,7 @@ func newUnitEnv(t *testing.T) *unitEnv {
 		Labels: map[string]string{partnersv1.LabelManagedBy: partnersv1.ManagedByValue}}
 	configs := &partnerconfig.Resolver{Client: e.c, SecretReader: e.c,
 		Default: partnerconfig.NewDefault(e.api, unitEndpoint, "", unitNS)}
-	d := deps{APIReader: e.c, Configs: configs, Elector: e.elector, Recorder: e.rec,
+	d := deps{APIReader: e.c, claims: e.c, Configs: configs, Elector: e.elector, Recorder: e.rec,
 		Clock: e.clock, AccountSyncPeriod: time.Hour}
 	e.links = &LoginLinkReconciler{Client: e.c, deps: d}
 	e.accounts = &PartnerAccountReconciler{Client: e.c, deps: d}

@@ -237,3 +237,38 @@ func TestAggregatedRoles(t *testing.T) {
 		}
 	}
 }
+
+// TestShardValues: a shard's values (docs/operations.md, Large installations) become its
+// flags: the namespace selector, its own leader election ID, and no ClusterPartnerConfig
+// status; by default none of them is passed. A selector with watchNamespaces is refused.
+func TestShardValues(t *testing.T) {
+	argsOf := func(sets ...string) []any {
+		var flags []string
+		for _, s := range sets {
+			flags = append(flags, "--set", s)
+		}
+		for _, o := range parse(t, render(t, "fifteenth-operator", "ops", flags...)) {
+			if str(o, "kind") == "Deployment" {
+				spec := o["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
+				return spec["containers"].([]any)[0].(map[string]any)["args"].([]any)
+			}
+		}
+		t.Fatal("no Deployment")
+		return nil
+	}
+	shard := argsOf("watchNamespaceSelector=fifteenth.com/shard=b", "leaderElection.id=fifteenth-operator-shard-b", "clusterConfigStatus=false")
+	for _, want := range []string{"--watch-namespace-selector=fifteenth.com/shard=b", "--leader-election-id=fifteenth-operator-shard-b", "--cluster-config-status=false"} {
+		if !slices.Contains(shard, any(want)) {
+			t.Errorf("shard b's args lack %s: %v", want, shard)
+		}
+	}
+	for _, a := range argsOf() {
+		if s := a.(string); strings.HasPrefix(s, "--watch-namespace-selector") || strings.HasPrefix(s, "--leader-election-id") || strings.HasPrefix(s, "--cluster-config-status") {
+			t.Errorf("the defaults pass %s", s)
+		}
+	}
+	_, err := chart("template", "--set", "watchNamespaces={team-a},watchNamespaceSelector=fifteenth.com/shard=b", chartDir)
+	if err == nil || !strings.Contains(err.Error(), "watchNamespaces and watchNamespaceSelector") {
+		t.Errorf("watchNamespaces with watchNamespaceSelector: %v, want a refusal", err)
+	}
+}
