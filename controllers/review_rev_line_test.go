@@ -1,11 +1,14 @@
 package controllers_test
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
@@ -34,7 +37,34 @@ func TestReviewRevLineDeletedWaiterGivesUpItsPlace(t *testing.T) {
 		g.Expect(k8s.Get(ctx, h.key("next"), pa)).To(Succeed())
 		s, r := readyOf(pa.Status.Conditions)
 		g.Expect(s).To(Equal(metav1.ConditionTrue), "next: %s", r)
-	}).WithTimeout(time.Until(slotFrees) + 3*time.Second).WithPolling(poll).Should(Succeed(),
+	}).WithTimeout(time.Until(slotFrees)+3*time.Second).WithPolling(poll).Should(Succeed(),
 		"next is Ready within 3 s of the slot freeing (a deleted waiter would hold it a window: %v)", rate.Per)
 	g.Expect(h.createCalls()).To(Equal(map[string]int{"201": 2}), "no 429")
+}
+
+// The cache drops last-applied-configuration of the operator's kinds; a LoginLink a
+// PartnerAccount controls is updated whole from the cache (CreateOrUpdate) when the
+// PartnerAccount passes a renew request on, which must not erase the annotation on the server.
+func TestReviewRevCacheTransformKeepsLastAppliedOnUpdate(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	g := h.g
+	h.create(account("applied", "applied@example.com"))
+	h.expectAccountReason("applied", metav1.ConditionTrue, partnersv1.ReasonCreated)
+	ll := h.loginLink("applied-holder")
+	const applied = `{"apiVersion":"partners.fifteenth.com/v1alpha1","kind":"LoginLink"}`
+	patch := []byte(`{"metadata":{"annotations":{"kubectl.kubernetes.io/last-applied-configuration":` + strconv.Quote(applied) + `}}}`)
+	g.Expect(k8s.Patch(ctx, ll, client.RawPatch(types.MergePatchType, patch))).To(Succeed())
+
+	pa := h.partnerAccount("applied")
+	at := time.Now().UTC().Format(time.RFC3339Nano)
+	patch = []byte(`{"metadata":{"annotations":{"` + partnersv1.AnnotationRenewRequestedAt + `":"` + at + `"}}}`)
+	g.Expect(k8s.Patch(ctx, pa, client.RawPatch(types.MergePatchType, patch))).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		got := &partnersv1.LoginLink{}
+		g.Expect(k8s.Get(ctx, h.key("applied-holder"), got)).To(Succeed())
+		g.Expect(got.Annotations).To(HaveKeyWithValue(partnersv1.AnnotationRenewRequestedAt, at), "renew request passed on")
+	}).Should(Succeed())
+	got := h.loginLink("applied-holder")
+	g.Expect(got.Annotations).To(HaveKeyWithValue("kubectl.kubernetes.io/last-applied-configuration", applied),
+		"an update from the cache erased the annotation the cache does not keep")
 }
