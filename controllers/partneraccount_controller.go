@@ -224,7 +224,9 @@ func (r *PartnerAccountReconciler) ensureLoginLink(ctx context.Context, pa *part
 		RolloutRestartTargets: ls.RolloutRestartTargets,
 	}
 	conflict := &loginLinkConflict{name: name, role: role}
-	_, err := controllerutil.CreateOrUpdate(ctx, r.Client, ll, func() error {
+	// A patch of the difference, not an update: the cache keeps no last-applied-configuration
+	// (CacheTransform), which an update of the whole object would erase on the server.
+	_, err := controllerutil.CreateOrPatch(ctx, r.Client, ll, func() error {
 		if !ll.CreationTimestamp.IsZero() && !metav1.IsControlledBy(ll, pa) {
 			return conflict
 		}
