@@ -64,6 +64,37 @@ type PartnerAccountReconciler struct {
 type wakeQueue struct {
 	mu sync.Mutex
 	q  workqueue.TypedRateLimitingInterface[reconcile.Request]
+	// lines holds, by UID, the creation line each waiting PartnerAccount stands in.
+	lines map[types.UID]fifteenth.CreationLine
+}
+
+// joined records that the PartnerAccount uid stands in line.
+func (w *wakeQueue) joined(uid types.UID, line fifteenth.CreationLine) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.lines == nil {
+		w.lines = map[types.UID]fifteenth.CreationLine{}
+	}
+	w.lines[uid] = line
+}
+
+// leave takes the PartnerAccount uid out of the line it stands in, if any: a deleted waiter,
+// or one that no longer creates, must not hold the slot it was told of for a window.
+func (w *wakeQueue) leave(uid types.UID) {
+	w.mu.Lock()
+	line, ok := w.lines[uid]
+	delete(w.lines, uid)
+	w.mu.Unlock()
+	if ok {
+		line.LeaveLine(string(uid))
+	}
+}
+
+// forget drops the record of uid's line: it took its slot (and left the line).
+func (w *wakeQueue) forget(uid types.UID) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.lines, uid)
 }
 
 // start is a source.Func: it only keeps the queue.
@@ -109,6 +140,7 @@ func (r *PartnerAccountReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		return ctrl.Result{}, err
 	}
 	if !pa.DeletionTimestamp.IsZero() {
+		r.waking.leave(pa.UID)
 		// The Fifteenth account stays: the API has no delete, and it holds tax data. The
 		// LoginLinks and their Secrets are garbage-collected with their owner.
 		return ctrl.Result{}, nil
@@ -224,7 +256,9 @@ func (r *PartnerAccountReconciler) ensureLoginLink(ctx context.Context, pa *part
 		RolloutRestartTargets: ls.RolloutRestartTargets,
 	}
 	conflict := &loginLinkConflict{name: name, role: role}
-	_, err := controllerutil.CreateOrUpdate(ctx, r.Client, ll, func() error {
+	// A patch of the difference, not an update: the cache keeps no last-applied-configuration
+	// (CacheTransform), which an update of the whole object would erase on the server.
+	_, err := controllerutil.CreateOrPatch(ctx, r.Client, ll, func() error {
 		if !ll.CreationTimestamp.IsZero() && !metav1.IsControlledBy(ll, pa) {
 			return conflict
 		}
@@ -251,8 +285,12 @@ func (r *PartnerAccountReconciler) ensureAccount(ctx context.Context, pa, origin
 	// live read or a write: it is woken when its own slot frees up (the status already says
 	// that it waits, in words that do not change while it does).
 	line, inLine := cfg.API.(fifteenth.CreationLine)
+	if inLine && (pa.Spec.AccountID != nil || pa.Status.ExistingAccountID != 0) {
+		r.waking.leave(pa.UID) // it adopts now: its place goes to the next
+	}
 	if inLine && pa.Spec.AccountID == nil && pa.Status.ExistingAccountID == 0 {
 		req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(pa)}
+		r.waking.joined(pa.UID, line)
 		if at, turn := line.CreateTurn(string(pa.UID), r.waking.wake(req)); !turn {
 			now := r.now()
 			// The wake-up comes when the slot frees; this is the fallback, late enough that a
@@ -309,6 +347,9 @@ func (r *PartnerAccountReconciler) ensureAccount(ctx context.Context, pa, origin
 		ctx = fifteenth.WithWaiter(ctx, string(pa.UID))
 	}
 	acct, err := cfg.API.CreateAccount(ctx, req)
+	if inLine && err == nil {
+		r.waking.forget(pa.UID) // it took its slot and left the line for good
+	}
 	if err != nil {
 		if recorded && noEffect(err) {
 			// The API answered that it created nothing: this attempt leaves no account behind.
@@ -680,6 +721,12 @@ func (r *PartnerAccountReconciler) SetupWithManager(mgr ctrl.Manager, opts contr
 		Watches(&partnersv1.LoginLink{}, settled{handler.EnqueueRequestsFromMapFunc(r.ofLoginLink), loginLinkSettle},
 			builder.WithPredicates(r.loginLinkMatters())).
 		Watches(&partnersv1.PartnerAccount{}, handler.EnqueueRequestsFromMapFunc(r.waitingFor)).
+		// A PartnerAccount deleted while it waits for the creation budget leaves the line.
+		Watches(&partnersv1.PartnerAccount{}, handler.Funcs{
+			DeleteFunc: func(_ context.Context, e event.DeleteEvent, _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				r.waking.leave(e.Object.GetUID())
+			},
+		}).
 		// The creation limiter wakes the PartnerAccount whose turn has come.
 		WatchesRawSource(source.Func(r.waking.start))
 	if r.claimsSource != nil {

@@ -179,6 +179,8 @@ type CreationLine interface {
 	// free up, and calls wake (which must not block) once it has. The waiter then calls
 	// CreateAccount with a context from WithWaiter.
 	CreateTurn(waiter string, wake func()) (time.Time, bool)
+	// LeaveLine takes waiter out of the line (deleted, or it no longer creates).
+	LeaveLine(waiter string)
 }
 
 var _ CreationLine = (*Client)(nil)
@@ -195,6 +197,9 @@ func WithWaiter(ctx context.Context, waiter string) context.Context {
 func (c *Client) CreateTurn(waiter string, wake func()) (time.Time, bool) {
 	return c.creates.Turn(createKey, waiter, wake)
 }
+
+// LeaveLine implements CreationLine.
+func (c *Client) LeaveLine(waiter string) { c.creates.Leave(createKey, waiter) }
 
 // CreateAccount calls POST /v1beta/accounts. The answer holds login links: handle with care.
 func (c *Client) CreateAccount(ctx context.Context, req CreateAccountRequest) (*Account, error) {

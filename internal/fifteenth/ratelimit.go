@@ -214,6 +214,27 @@ func (l *SlidingWindow) Turn(key, id string, wake func()) (time.Time, bool) {
 	return time.Time{}, true
 }
 
+// Leave takes waiter id out of the key's line (it was deleted, or no longer waits), so that
+// the slot it was told of goes to the next waiter rather than being held a window for it.
+func (l *SlidingWindow) Leave(key, id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := l.keys[key]
+	if w == nil {
+		return
+	}
+	i := slices.IndexFunc(w.line, func(x *waiter) bool { return x.id == id })
+	if i < 0 {
+		return
+	}
+	w.line = slices.Delete(w.line, i, i+1)
+	if len(w.line) > 0 {
+		// The places behind it move up: the timer wakes those whose turn it now is.
+		now := l.now()
+		l.setTimerLocked(now, now)
+	}
+}
+
 // join returns the place of waiter id in the line, appending it when it is not there.
 func (w *window) join(id string, wake func()) int {
 	for i, x := range w.line {

@@ -237,3 +237,29 @@ func equalCounts(a, b map[string]int) bool {
 	}
 	return true
 }
+
+// A waiter that leaves the line gives its place up at once: the one behind it gets the slot
+// that frees next, not one window later.
+func TestSlidingWindowLeave(t *testing.T) {
+	now := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := NewSlidingWindow(Rate{N: 1, Per: time.Minute}, func() time.Time { return now })
+	r, _, ok := l.Reserve("a")
+	if !ok {
+		t.Fatal("first reserve refused")
+	}
+	r.Done()
+	first, _ := l.Turn("a", "ghost", func() {})
+	second, _ := l.Turn("a", "next", func() {})
+	if !second.Equal(first.Add(time.Minute)) {
+		t.Fatalf("next behind ghost: %v, want %v", second, first.Add(time.Minute))
+	}
+	l.Leave("a", "ghost")
+	l.Leave("a", "nobody") // not in line: nothing happens
+	if at, _ := l.Turn("a", "next", nil); !at.Equal(first) {
+		t.Fatalf("next after ghost left: %v, want %v", at, first)
+	}
+	now = first
+	if _, _, ok := l.ReserveFor("a", "next"); !ok {
+		t.Fatal("next refused the slot ghost gave up")
+	}
+}
