@@ -111,6 +111,7 @@ type bench struct {
 	k8s        client.Client
 	cfg        *rest.Config
 	report     strings.Builder
+	worlds     int
 	failures   []string
 }
 
@@ -226,6 +227,7 @@ type world struct {
 	cmd     *exec.Cmd
 	logs    *bytes.Buffer
 	metrics string
+	pprof   string
 	done    chan struct{}
 	stopped sync.Once
 }
@@ -238,6 +240,10 @@ func (b *bench) newWorld(ns string, cfg sim.Config, args ...string) (*world, err
 		return nil, err
 	}
 	w := &world{b: b, ns: ns, logs: &bytes.Buffer{}, done: make(chan struct{})}
+	// Each world's manager reads claims cluster-wide (it watches some namespaces), so it sees
+	// the earlier worlds' PartnerAccounts: their simulators' account IDs must not overlap.
+	b.worlds++
+	cfg.FirstAccountID = int64(b.worlds) * 10_000_000
 	w.srv = httptest.NewServer(sim.New(cfg))
 	w.simURL = w.srv.URL
 	key := filepath.Join(b.dir, ns+"-key")
@@ -249,11 +255,17 @@ func (b *bench) newWorld(ns string, cfg sim.Config, args ...string) (*world, err
 		return nil, err
 	}
 	w.metrics = fmt.Sprintf("127.0.0.1:%d", port)
+	if port, err = freePort(); err != nil {
+		return nil, err
+	}
+	// The heap is read from pprof's MemStats, which costs the manager nothing per object
+	// (its /metrics computes the per-object series at each scrape).
+	w.pprof = fmt.Sprintf("127.0.0.1:%d", port)
 	// The per-user election Leases live in the run's namespace.
 	electionArgs := []string{"--election-namespace", ns, "--account-access-namespaces", ns}
 	w.cmd = exec.Command(b.manager, append(append([]string{"--kubeconfig", b.kubeconfig, "--api-url", w.simURL, "--api-key-file", key,
 		"--watch-namespaces", ns, "--metrics-bind-address", w.metrics, "--metrics-secure=false", "--health-probe-bind-address", "0",
-		"--max-concurrent-reconciles", strconv.Itoa(managerConcurrency)}, electionArgs...), args...)...)
+		"--max-concurrent-reconciles", strconv.Itoa(managerConcurrency), "--pprof-bind-address", w.pprof}, electionArgs...), args...)...)
 	w.cmd.Env = os.Environ()
 	if b.o.memoryLimit != "" {
 		q, err := resource.ParseQuantity(b.o.memoryLimit)

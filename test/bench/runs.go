@@ -81,6 +81,16 @@ func (b *bench) scaleRun() error {
 	recBefore, recAfter := m0.sum("controller_runtime_reconcile_total"), m1.sum("controller_runtime_reconcile_total")
 	heapBefore, heapAfter := m0.sum("go_memstats_heap_inuse_bytes"), m1.sum("go_memstats_heap_inuse_bytes")
 	allocBefore, allocAfter := m0.sum("go_memstats_heap_alloc_bytes"), m1.sum("go_memstats_heap_alloc_bytes")
+	// The live heap: what the cache and the rest really hold, after a forced collection.
+	liveAfter, _, err := w.memStats(true)
+	if err != nil {
+		return err
+	}
+	scrapeTime, scrapeBytes, err := w.scrapeCost()
+	if err != nil {
+		return err
+	}
+	_, rssAfterScrape := w.rss()
 	creates, links, gets, tooMany, err := w.checkAPI("scale", n, n, n, n)
 	if err != nil {
 		return err
@@ -118,21 +128,25 @@ limits are lifted in this run (simulator and manager alike): it measures the ope
 		creates, n, links, n, gets, n, tooMany, b.o.noise, rssBefore, rssAfter, rssPeak,
 		(rssPeak-rssBefore)*1024/float64(objects), recAfter-recBefore, (recAfter-recBefore)/elapsed.Seconds(),
 		lr.ReadyValid, lr.Ready, lr.UsersOK, lr.Users)
-	fmt.Fprintf(&b.report, `Live heap, read from the manager's /metrics (the Go collector controller-runtime registers)
-every 500 ms during the run, or 10 times as long as a reading took (%d readings, one every
-%v); no collection can be forced from outside, so
-"after" is the heap as the collector left it once all were Ready:
+	fmt.Fprintf(&b.report, `The heap, read from the manager's runtime.MemStats (pprof's heap profile, which costs the
+manager nothing per object) every 500 ms during the run (%d readings); /metrics was scraped
+every %v as a Prometheus would (%d scrapes), so its cost is in the peaks. The live heap is
+read after a collection forced once all were Ready (pprof's gc=1):
 
 | measure | value |
 | --- | --- |
+| live heap after a forced collection, all Ready | %.1f MiB |
+| live heap per object (live heap - heap in use before) / objects | %.2f KiB |
 | heap in use (go_memstats_heap_inuse_bytes) before / after all Ready / peak | %.1f / %.1f / %.1f MiB |
 | heap allocated (go_memstats_heap_alloc_bytes) before / after all Ready / peak | %.1f / %.1f / %.1f MiB |
-| memory per object from the heap ((heap in use after - before) / objects; peak) | %.1f KiB (peak %.1f KiB) |
 | memory per object from RSS ((peak - before) / objects) | %.1f KiB |
+| one scrape of /metrics, all Ready: time / size / RSS peak after it | %v / %.1f MiB / %.0f MiB |
 
-`, p.samples, (elapsed / time.Duration(max(p.samples, 1))).Round(time.Millisecond), heapBefore/mib, heapAfter/mib, p.heapInuse/mib, allocBefore/mib, allocAfter/mib, p.heapAlloc/mib,
-		(heapAfter-heapBefore)/1024/float64(objects), (p.heapInuse-heapBefore)/1024/float64(objects),
-		(rssPeak-rssBefore)*1024/float64(objects))
+`, p.samples, scrapeInterval, p.scrapes, liveAfter/mib, (liveAfter-heapBefore)/1024/float64(objects),
+		heapBefore/mib, heapAfter/mib, p.heapInuse/mib, allocBefore/mib, allocAfter/mib, p.heapAlloc/mib,
+		(rssPeak-rssBefore)*1024/float64(objects), scrapeTime.Round(time.Millisecond), float64(scrapeBytes)/mib, rssAfterScrape)
+	b.logf("scale run: live heap %.1f MiB after a forced collection; heap peak %.1f MiB in use; one scrape %v, %.1f MiB",
+		liveAfter/mib, p.heapInuse/mib, scrapeTime.Round(time.Millisecond), float64(scrapeBytes)/mib)
 	whereTime(&b.report, m0, m1, a0, a1, p, cpu, c0, c1, elapsed)
 	ir, err := w.idle(n, objects)
 	if err != nil {

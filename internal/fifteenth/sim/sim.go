@@ -8,6 +8,7 @@
 package sim
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/json"
 	"math"
@@ -41,6 +42,10 @@ type Config struct {
 	Now func() time.Time
 	// Seed seeds fault injection; 0 picks a random seed.
 	Seed uint64
+	// FirstAccountID is the ID of the first account created (default 12345). Simulators
+	// whose accounts must not be mistaken for each other's (several in one cluster) start
+	// at different IDs.
+	FirstAccountID int64
 }
 
 // Faults are injected into API requests (/v1beta/...), never into /_sim/ or link use.
@@ -208,7 +213,7 @@ func New(cfg Config) *Server {
 		keys:     append([]string(nil), cfg.APIKeys...),
 		faults:   cfg.Faults,
 		rnd:      mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), //nolint:gosec // as above; tokens use crypto/rand
-		nextID:   12345,
+		nextID:   cmp.Or(cfg.FirstAccountID, 12345),
 		accounts: map[int64]*account{},
 		byEmail:  map[string]int64{},
 		links:    map[string]*link{},
