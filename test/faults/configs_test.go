@@ -26,6 +26,10 @@ import (
 // the world's rate limits (fastRates). The config is deleted at cleanup.
 func (w *world) addClusterConfig(name, key string, o sim.Config) *simAPI {
 	o.APIKeys = []string{key}
+	// Numbered like the world's own simulator: the configs must tell the two endpoints apart.
+	if o.FirstAccountID == 0 {
+		o.FirstAccountID = w.firstID
+	}
 	srv := httptest.NewServer(sim.New(o))
 	w.t.Cleanup(srv.Close)
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: name + "-key"},

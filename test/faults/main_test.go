@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -179,6 +180,7 @@ type world struct {
 	g       *WithT
 	ns      string
 	simURL  string
+	firstID int64 // the first account ID of the world's simulator
 	keyFile string
 	args    []string
 	procs   []*proc
@@ -231,11 +233,27 @@ type worldOpts struct {
 	args []string // extra manager flags
 }
 
+// lastFirstID hands each simulator of the suite its own account IDs (distinctIDs).
+var lastFirstID atomic.Int64
+
+// distinctIDs starts a simulator's accounts where no earlier simulator of the suite has been:
+// the suite's namespaces outlive their tests, and a manager that watches some namespaces
+// reads claims cluster-wide, so an earlier test's PartnerAccount claiming the same ID on the
+// default endpoint would make this test's account another namespace's (AccountNotPermitted).
+func distinctIDs(c sim.Config) sim.Config {
+	if c.FirstAccountID == 0 {
+		c.FirstAccountID = lastFirstID.Add(1_000_000)
+	}
+	return c
+}
+
 func newWorld(t *testing.T, name string, o worldOpts) *world {
 	w := &world{t: t, g: NewWithT(t), ns: name}
 	w.g.SetDefaultEventuallyTimeout(3 * time.Minute)
 	w.g.SetDefaultEventuallyPollingInterval(200 * time.Millisecond)
 	w.g.Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(Succeed())
+	o.sim = distinctIDs(o.sim)
+	w.firstID = o.sim.FirstAccountID
 	srv := httptest.NewServer(sim.New(o.sim))
 	t.Cleanup(srv.Close)
 	w.simURL = srv.URL
