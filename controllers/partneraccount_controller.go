@@ -285,10 +285,11 @@ func (r *PartnerAccountReconciler) ensureAccount(ctx context.Context, pa, origin
 	// live read or a write: it is woken when its own slot frees up (the status already says
 	// that it waits, in words that do not change while it does).
 	line, inLine := cfg.API.(fifteenth.CreationLine)
-	if inLine && (pa.Spec.AccountID != nil || pa.Status.ExistingAccountID != 0) {
+	adopts := pa.Spec.AccountID != nil || pa.Status.ExistingAccountID != 0
+	if inLine && adopts {
 		r.waking.leave(pa.UID) // it adopts now: its place goes to the next
 	}
-	if inLine && pa.Spec.AccountID == nil && pa.Status.ExistingAccountID == 0 {
+	if inLine && !adopts {
 		req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(pa)}
 		r.waking.joined(pa.UID, line)
 		if at, turn := line.CreateTurn(string(pa.UID), r.waking.wake(req)); !turn {
