@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -82,12 +83,18 @@ func (o *objectCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (o *objectCollector) Collect(ch chan<- prometheus.Metric) {
 	o.mu.Lock()
-	sources := make([]ObjectSource, 0, len(o.sources))
-	for _, s := range o.sources {
-		sources = append(sources, s)
+	ids := make([]int, 0, len(o.sources))
+	for id := range o.sources {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	sources := make([]ObjectSource, 0, len(ids))
+	for _, id := range ids {
+		sources = append(sources, o.sources[id])
 	}
 	o.mu.Unlock()
-	// Two sources (two managers in one test process) may see the same object: once is enough.
+	// Two sources (two managers in one test process) may see the same object: once is enough,
+	// and the first added wins, so a scrape does not depend on a map's order.
 	type key struct{ kind, namespace, name string }
 	seen := map[key]bool{}
 	gauge := func(d *prometheus.Desc, v float64, ns, name string) {
