@@ -298,7 +298,8 @@ func (r *LoginLinkReconciler) holderEligible(ctx context.Context, c election.Can
 }
 
 // competesFor reports whether a LoginLink, as it is now, competes for key: its account (its
-// PartnerAccount's, which must claim it), its user and its config's API.
+// PartnerAccount's, which must claim it), its user and its config's API. It is asked of the
+// Lease's holder only.
 func (r *LoginLinkReconciler) competesFor(ctx context.Context, ll *partnersv1.LoginLink, k election.Key) (bool, error) {
 	var id int64
 	user, ref := ll.Spec.UserEmail, ll.Spec.PartnerConfigRef
@@ -318,6 +319,12 @@ func (r *LoginLinkReconciler) competesFor(ctx context.Context, ll *partnersv1.Lo
 		id = *ll.Spec.AccountID
 		if user == "" && ll.Status.AccountID == id {
 			user = ll.Status.UserEmail
+		}
+		if user == "" {
+			// For the account's holder, and its status does not say who that is yet: its pass
+			// records the user after its generation. It took the Lease of k for its user, so
+			// while its status says nothing that is k's user.
+			user = k.User
 		}
 	}
 	if id != k.AccountID || !strings.EqualFold(user, k.User) {

@@ -114,3 +114,48 @@ func TestUnitRegressionHeldByNamesTheLeasesLastTaker(t *testing.T) {
 		t.Fatalf("held-by = %q, want \"b\" (the holder; a's condition says: %s)", h, got.Status.Conditions[0].Message)
 	}
 }
+
+// Was a bug (two links for one user): a LoginLink by accountID for the account's holder
+// (no userEmail) records its user in its status only when its pass ends, after the user's
+// Lease already records its generation. In that window an older LoginLink for the same user,
+// whose link the generation invalidated, did not see the newcomer as a competitor (the cache
+// knew no user for it) and took the Lease from it: competesFor read the newcomer live and,
+// finding no user, said it did not compete. The older one generated again, invalidating the
+// newcomer's link, which then generated again: four links instead of two (envtest:
+// TestReviewRestartSupersededRestartsNothing, 1 run in 8). The Lease's holder took the Lease
+// for its user: while its status says nothing, that is its user.
+func TestUnitRegressionHolderWithoutRecordedUserKeepsTheLease(t *testing.T) {
+	e := newUnitEnv(t)
+	e.answerLinks(unitEmail)
+	e.api.GetAccountFunc = func(_ context.Context, id fifteenth.AccountID) (*fifteenth.Account, error) {
+		return &fifteenth.Account{ID: id, Email: unitEmail, Status: fifteenth.AccountActive}, nil
+	}
+	e.create(newLink("old", unitT0.Add(-2*time.Hour), byID(unitAccount, "")))
+	for range 3 {
+		if e.api.GenerateLoginLinkCalls() == 0 {
+			e.mustReconcileLink("old")
+		}
+	}
+	e.wantLink("old", metav1.ConditionTrue, partnersv1.ReasonGenerated)
+	e.clock.Step(2 * time.Second)
+	e.create(newLink("new", unitT0.Add(-time.Hour), byID(unitAccount, "")))
+	for range 3 {
+		if e.api.GenerateLoginLinkCalls() == 1 {
+			e.mustReconcileLink("new")
+		}
+	}
+	e.wantLink("new", metav1.ConditionTrue, partnersv1.ReasonGenerated)
+	// The newcomer's pass has not written its status yet.
+	fresh := e.getLink("new")
+	fresh.Status = partnersv1.LoginLinkStatus{}
+	if err := e.c.Status().Update(e.ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Step(2 * time.Second)
+	e.mustReconcileLink("old")
+	if n := e.api.GenerateLoginLinkCalls(); n != 2 {
+		t.Fatalf("%d generations, want 2: the older LoginLink took the user from the Lease's holder", n)
+	}
+	e.wantLink("old", metav1.ConditionFalse, partnersv1.ReasonSuperseded)
+	e.wantNoDeadLinkReady("old", unitAccount, unitEmail)
+}
