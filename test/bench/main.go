@@ -75,6 +75,9 @@ type options struct {
 	idleSync time.Duration
 	// floorWorkers issue the floor's writes: the manager's reconcile workers.
 	floorWorkers int
+	// heapProfile, when set, is where the scale run saves the manager's heap profile, taken
+	// with the live heap (after a forced collection, all Ready): go tool pprof reads it.
+	heapProfile string
 }
 
 func main() {
@@ -90,6 +93,7 @@ func main() {
 	flag.StringVar(&o.memoryLimit, "memory-limit", "256Mi", "container memory limit the managers are told (MEMORY_LIMIT, as config/manager's downward API); empty: none")
 	flag.DurationVar(&o.idleSync, "idle-sync-period", time.Minute, "--sync-period of the scale run's manager; the idle cost is measured over one")
 	flag.IntVar(&o.floorWorkers, "floor-workers", 2*managerConcurrency, "concurrent writers of the write floor (default: the manager's two main controllers' workers)")
+	flag.StringVar(&o.heapProfile, "heap-profile", "", "file to save the scale run manager's heap profile in, taken when all are Ready (default: not saved)")
 	flag.StringVar(&o.out, "out", filepath.Join(testenv.RepoRoot(), "bench", "results.md"), "results file")
 	flag.Parse()
 	// The bench's own clients and envtest log nothing worth reading; without a logger

@@ -86,6 +86,11 @@ func (b *bench) scaleRun() error {
 	if err != nil {
 		return err
 	}
+	if b.o.heapProfile != "" {
+		if err := w.saveHeapProfile(b.o.heapProfile); err != nil {
+			return err
+		}
+	}
 	scrapeTime, scrapeBytes, err := w.scrapeCost()
 	if err != nil {
 		return err

@@ -193,6 +193,27 @@ func (w *world) memStats(gc bool) (heapAlloc, heapInuse float64, err error) {
 	return heapAlloc, heapInuse, sc.Err()
 }
 
+// saveHeapProfile writes the manager's heap profile (the binary format go tool pprof reads) to path.
+func (w *world) saveHeapProfile(path string) error {
+	resp, err := http.Get("http://" + w.pprof + "/debug/pprof/heap")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("heap profile: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // scrapeCost times one scrape of the manager's /metrics and counts its bytes.
 func (w *world) scrapeCost() (time.Duration, int64, error) {
 	began := time.Now()
