@@ -124,7 +124,8 @@ func localName(ns, id string) (string, bool) {
 
 // candidateOf describes a LoginLink in the election.
 func candidateOf(ll *partnersv1.LoginLink, eligible bool) election.Candidate {
-	return election.Candidate{ID: ll.Namespace + "/" + ll.Name, UID: ll.UID, Created: ll.CreationTimestamp.Time, Eligible: eligible}
+	return election.Candidate{ID: ll.Namespace + "/" + ll.Name, UID: ll.UID, Created: ll.CreationTimestamp.Time, Eligible: eligible,
+		Generation: ll.Generation}
 }
 
 // eligible reports whether a LoginLink, as its status shows it, can keep a link: not being
@@ -294,13 +295,13 @@ func (r *LoginLinkReconciler) holderEligible(ctx context.Context, c election.Can
 	if ll.UID != c.UID || !eligible(ll) {
 		return false, nil
 	}
-	return r.competesFor(ctx, ll, k)
+	return r.competesFor(ctx, ll, k, c.Generation)
 }
 
 // competesFor reports whether a LoginLink, as it is now, competes for key: its account (its
 // PartnerAccount's, which must claim it), its user and its config's API. It is asked of the
-// Lease's holder only.
-func (r *LoginLinkReconciler) competesFor(ctx context.Context, ll *partnersv1.LoginLink, k election.Key) (bool, error) {
+// Lease's holder only; leaseGen is its generation when it took the Lease (0: unknown).
+func (r *LoginLinkReconciler) competesFor(ctx context.Context, ll *partnersv1.LoginLink, k election.Key, leaseGen int64) (bool, error) {
 	var id int64
 	user, ref := ll.Spec.UserEmail, ll.Spec.PartnerConfigRef
 	if acc := ll.Spec.AccountRef; acc != nil {
@@ -320,10 +321,11 @@ func (r *LoginLinkReconciler) competesFor(ctx context.Context, ll *partnersv1.Lo
 		if user == "" && ll.Status.AccountID == id {
 			user = ll.Status.UserEmail
 		}
-		if user == "" {
+		if user == "" && leaseGen != 0 && ll.Generation == leaseGen {
 			// For the account's holder, and its status does not say who that is yet: its pass
-			// records the user after its generation. It took the Lease of k for its user, so
-			// while its status says nothing that is k's user.
+			// records the user after its generation. It took the Lease of k for its user
+			// under the spec it still has, so that is k's user. (A spec changed since, or a
+			// Lease that does not say, leaves the user unknown: not competing.)
 			user = k.User
 		}
 	}

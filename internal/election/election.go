@@ -81,6 +81,9 @@ type Candidate struct {
 	// user against any newer candidate until it is unpaused (a pause changes nothing, and a
 	// newcomer's generation would invalidate the paused link).
 	Pinned bool
+	// Generation is the LoginLink's metadata.generation: in a Lease's holder, the one under
+	// which it took the Lease (0 when the Lease does not say).
+	Generation int64
 }
 
 // Newer reports whether a was created after b, ties broken by the greater ID.

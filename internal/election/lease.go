@@ -28,6 +28,9 @@ const (
 	// compares itself with it without reading it.
 	AnnotationHolderUID     = "partners.fifteenth.com/holder-uid"
 	AnnotationHolderCreated = "partners.fifteenth.com/holder-created"
+	// AnnotationHolderGeneration is the holder's metadata.generation when it took the Lease:
+	// while that is still its generation, its spec is the one it took the Lease for.
+	AnnotationHolderGeneration = "partners.fifteenth.com/holder-generation"
 	// AnnotationGeneratedBy and AnnotationGeneratedAt record the user's last generation.
 	AnnotationGeneratedBy = "partners.fifteenth.com/generated-by"
 	AnnotationGeneratedAt = "partners.fifteenth.com/generated-at"
@@ -184,6 +187,11 @@ func (e *Elector) take(l *coordinationv1.Lease, me Candidate, now time.Time) {
 	l.Spec.HolderIdentity = ptr.To(me.ID)
 	l.Annotations[AnnotationHolderUID] = string(me.UID)
 	l.Annotations[AnnotationHolderCreated] = me.Created.UTC().Format(time.RFC3339Nano)
+	if me.Generation != 0 {
+		l.Annotations[AnnotationHolderGeneration] = strconv.FormatInt(me.Generation, 10)
+	} else {
+		delete(l.Annotations, AnnotationHolderGeneration)
+	}
 	// Until Finish, the outcome is unknown: every earlier link of the user may be invalid.
 	l.Annotations[AnnotationPreviousGeneratedBy] = l.Annotations[AnnotationGeneratedBy]
 	l.Annotations[AnnotationPreviousGeneratedAt] = l.Annotations[AnnotationGeneratedAt]
@@ -204,6 +212,7 @@ func recordOf(l *coordinationv1.Lease) *Record {
 		ResourceVersion: l.ResourceVersion,
 	}
 	r.Holder.Created, _ = time.Parse(time.RFC3339Nano, l.Annotations[AnnotationHolderCreated])
+	r.Holder.Generation, _ = strconv.ParseInt(l.Annotations[AnnotationHolderGeneration], 10, 64)
 	if l.Spec.RenewTime != nil {
 		r.InFlightSince = l.Spec.RenewTime.Time
 		r.InFlightFor = time.Duration(ptr.Deref(l.Spec.LeaseDurationSeconds, 0)) * time.Second
