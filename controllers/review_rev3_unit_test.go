@@ -16,10 +16,10 @@ import (
 )
 
 const (
-	rev3Spouse         = "jane@example.com"
-	rev3Other    int64 = 5151
-	rev3Holder         = unitEmail
-	rev3NoRequeue      = 0
+	rev3Spouse          = "jane@example.com"
+	rev3Other     int64 = 5151
+	rev3Holder          = unitEmail
+	rev3NoRequeue       = 0
 )
 
 // rev3Edit changes a LoginLink's spec the way the API server does (generation + 1).
