@@ -1,7 +1,10 @@
 package controllers_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"testing"
+	"unsafe"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -47,5 +50,50 @@ func TestUnitCacheTransformTrims(t *testing.T) {
 	// A tombstone passes through.
 	if out, err := tf("not an object"); err != nil || out != "not an object" {
 		t.Errorf("tombstone: %v, %v", out, err)
+	}
+}
+
+// Objects decoded one by one (as the informers do) share the strings the transform interns,
+// and keep every value.
+func TestUnitCacheTransformInterns(t *testing.T) {
+	const doc = `{"apiVersion":"partners.fifteenth.com/v1alpha1","kind":"LoginLink","metadata":{"name":"%s","namespace":"team-a",
+"labels":{"app.kubernetes.io/managed-by":"fifteenth-operator"},"annotations":{"partners.fifteenth.com/paused":"true"},
+"finalizers":["partners.fifteenth.com/finalizer"],"ownerReferences":[{"apiVersion":"partners.fifteenth.com/v1alpha1","kind":"PartnerAccount","name":"p","uid":"u"}]},
+"status":{"conditions":[{"type":"Ready","status":"True","reason":"Generated","message":"m %s","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}`
+	tf := controllers.CacheTransform()
+	decode := func(name string) *partnersv1.LoginLink {
+		ll := &partnersv1.LoginLink{}
+		if err := json.Unmarshal(fmt.Appendf(nil, doc, name, name), ll); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tf(ll); err != nil {
+			t.Fatal(err)
+		}
+		return ll
+	}
+	a, b := decode("a"), decode("b")
+	same := func(what, x, y string) {
+		t.Helper()
+		if x != y || unsafe.StringData(x) != unsafe.StringData(y) {
+			t.Errorf("%s: %q and %q are two copies", what, x, y)
+		}
+	}
+	keyOf := func(m map[string]string) string {
+		for k := range m {
+			return k
+		}
+		return ""
+	}
+	same("namespace", a.Namespace, b.Namespace)
+	same("apiVersion", a.APIVersion, b.APIVersion)
+	same("label key", keyOf(a.Labels), keyOf(b.Labels))
+	same("label value", a.Labels["app.kubernetes.io/managed-by"], b.Labels["app.kubernetes.io/managed-by"])
+	same("annotation key", keyOf(a.Annotations), keyOf(b.Annotations))
+	same("finalizer", a.Finalizers[0], b.Finalizers[0])
+	same("owner kind", a.OwnerReferences[0].Kind, b.OwnerReferences[0].Kind)
+	same("condition reason", a.Status.Conditions[0].Reason, b.Status.Conditions[0].Reason)
+	if a.Name != "a" || a.Status.Conditions[0].Message != "m a" || a.Annotations[partnersv1.AnnotationPaused] != "true" ||
+		a.Status.Conditions[0].Status != metav1.ConditionTrue || a.OwnerReferences[0].UID != "u" {
+		t.Errorf("interning changed the object: %+v", a)
 	}
 }
