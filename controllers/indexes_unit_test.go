@@ -1,7 +1,11 @@
 package controllers
 
 import (
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"k8s.io/utils/ptr"
@@ -40,5 +44,63 @@ func TestUnitIndexesLeaveOutWhatNoOneLists(t *testing.T) {
 		if got := statusAccountKeys(ll); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// Each index keeps only the key of the scope it is listed in (SetupIndexes); a List in the
+// other scope would find nothing. Every List of an index in the controllers uses its scope.
+func TestUnitIndexesAreListedInTheirScope(t *testing.T) {
+	ll := &partnersv1.LoginLink{}
+	ll.Namespace = "team-a"
+	ll.Spec.AccountID = ptr.To(int64(7))
+	ll.Spec.AccountRef = &partnersv1.LocalObjectReference{Name: "john"}
+	scopes := map[string]indexScope{}
+	for _, fi := range fieldIndexes() {
+		scopes[fi.field] = fi.scope
+		switch fi.field {
+		case indexAccountID:
+			if got, _ := oneKeyIndex(fi.scope, fi.fn)(ll); !slices.Equal(got, []string{"__all_namespaces/7"}) {
+				t.Errorf("%s keys %v", fi.field, got)
+			}
+		case indexAccountRef:
+			if got, _ := oneKeyIndex(fi.scope, fi.fn)(ll); !slices.Equal(got, []string{"team-a/john"}) {
+				t.Errorf("%s keys %v", fi.field, got)
+			}
+		}
+	}
+	names := map[string]string{"indexAccountID": indexAccountID, "indexStatusAccount": indexStatusAccount,
+		"indexAccountRef": indexAccountRef, "indexWantedAccount": indexWantedAccount, "indexClaimedAccount": indexClaimedAccount}
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lists := regexp.MustCompile(`client\.MatchingFields\{(index\w+):`)
+	seen := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(src), "\n") {
+			m := lists.FindStringSubmatch(line)
+			if m == nil {
+				continue
+			}
+			seen++
+			scope, ok := scopes[names[m[1]]]
+			if !ok {
+				t.Errorf("%s:%d lists %s, which SetupIndexes does not register", f, i+1, m[1])
+				continue
+			}
+			if namespaced := strings.Contains(line, "client.InNamespace("); namespaced != bool(scope) {
+				t.Errorf("%s:%d lists %s in the wrong scope (namespaced %v)", f, i+1, m[1], namespaced)
+			}
+		}
+	}
+	if seen < 8 {
+		t.Errorf("found %d Lists of an index, want at least 8", seen)
 	}
 }
