@@ -26,7 +26,8 @@ const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 // It also makes the objects share one copy of the strings that repeat from object to object
 // (intern): the namespace, label and annotation keys, label values, owner references' kinds,
 // finalizers, condition types, statuses and reasons, Secret data keys. The JSON decoder gives
-// each object its own copy; at 10,000 accounts they were a third of the cached objects' size.
+// each object its own copy. Measured at 2,000 accounts and 2,000 LoginLinks (7,000 objects, 5,000
+// Secrets): live heap 44.4 -> 42.0 MiB.
 func CacheTransform() toolscache.TransformFunc {
 	return func(in any) (any, error) {
 		obj, err := meta.Accessor(in)
@@ -54,16 +55,16 @@ func intern(s string) string {
 	return unique.Make(s).Value()
 }
 
-// internMap returns m with interned keys, and interned values when values is set. Keys
-// cannot be replaced in place: the map is built again (once per object received).
-func internMap(m map[string]string, values bool) map[string]string {
+// internKeys returns m with interned keys, and each value passed through value when it is not
+// nil. Keys cannot be replaced in place: the map is built again (once per object received).
+func internKeys[V any](m map[string]V, value func(V) V) map[string]V {
 	if len(m) == 0 {
 		return m
 	}
-	out := make(map[string]string, len(m))
+	out := make(map[string]V, len(m))
 	for k, v := range m {
-		if values {
-			v = intern(v)
+		if value != nil {
+			v = value(v)
 		}
 		out[intern(k)] = v
 	}
@@ -74,10 +75,10 @@ func internMap(m map[string]string, values bool) map[string]string {
 func internObject(in any, obj metav1.Object) {
 	obj.SetNamespace(intern(obj.GetNamespace()))
 	if l := obj.GetLabels(); len(l) > 0 {
-		obj.SetLabels(internMap(l, true))
+		obj.SetLabels(internKeys(l, intern))
 	}
 	if a := obj.GetAnnotations(); len(a) > 0 {
-		obj.SetAnnotations(internMap(a, false))
+		obj.SetAnnotations(internKeys[string](a, nil))
 	}
 	refs := obj.GetOwnerReferences()
 	for i := range refs {
@@ -101,13 +102,7 @@ func internObject(in any, obj metav1.Object) {
 		}
 	case *corev1.Secret:
 		o.Type = corev1.SecretType(intern(string(o.Type)))
-		if len(o.Data) > 0 {
-			data := make(map[string][]byte, len(o.Data))
-			for k, v := range o.Data {
-				data[intern(k)] = v
-			}
-			o.Data = data
-		}
+		o.Data = internKeys[[]byte](o.Data, nil)
 	}
 	if t, ok := in.(interface{ GetObjectKind() schema.ObjectKind }); ok {
 		if tm, ok := t.GetObjectKind().(*metav1.TypeMeta); ok {

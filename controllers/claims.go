@@ -34,7 +34,7 @@ func newClaimsCache(ctx context.Context, mgr ctrl.Manager) (cache.Cache, error) 
 	if err != nil {
 		return nil, fmt.Errorf("cannot create the cluster-wide claims cache: %w", err)
 	}
-	if err := c.IndexField(ctx, &partnersv1.PartnerAccount{}, indexClaimedAccount, claimedAccount); err != nil {
+	if err := addIndex(ctx, c, claimedAccountIndex()); err != nil {
 		return nil, err
 	}
 	if err := mgr.Add(claimsCache{c}); err != nil {
