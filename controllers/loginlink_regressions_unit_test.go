@@ -127,35 +127,38 @@ func TestUnitRegressionHeldByNamesTheLeasesLastTaker(t *testing.T) {
 func TestUnitRegressionHolderWithoutRecordedUserKeepsTheLease(t *testing.T) {
 	e := newUnitEnv(t)
 	e.answerLinks(unitEmail)
-	e.api.GetAccountFunc = func(_ context.Context, id fifteenth.AccountID) (*fifteenth.Account, error) {
-		return &fifteenth.Account{ID: id, Email: unitEmail, Status: fifteenth.AccountActive}, nil
-	}
-	e.create(newLink("old", unitT0.Add(-2*time.Hour), byID(unitAccount, "")))
-	for range 3 {
-		if e.api.GenerateLoginLinkCalls() == 0 {
-			e.mustReconcileLink("old")
-		}
-	}
+	e.answerPrimary(unitEmail)
+	holderWindow(t, e, func(name string, created time.Time) *partnersv1.LoginLink {
+		return newLink(name, created, byID(unitAccount, ""))
+	}, unitEmail)
+}
+
+// holderWindow is that window for two LoginLinks of user shaped by mk: "old" generates, "new"
+// generates, new's status is cleared (its pass has not written it yet), old passes again and
+// must be Superseded without a generation; then both pass again and settle.
+func holderWindow(t *testing.T, e *unitEnv, mk func(string, time.Time) *partnersv1.LoginLink, user string) {
+	t.Helper()
+	e.create(mk("old", unitT0.Add(-2*time.Hour)))
+	e.mustReconcileLink("old")
 	e.wantLink("old", metav1.ConditionTrue, partnersv1.ReasonGenerated)
 	e.clock.Step(2 * time.Second)
-	e.create(newLink("new", unitT0.Add(-time.Hour), byID(unitAccount, "")))
-	for range 3 {
-		if e.api.GenerateLoginLinkCalls() == 1 {
-			e.mustReconcileLink("new")
-		}
-	}
+	e.create(mk("new", unitT0.Add(-time.Hour)))
+	e.mustReconcileLink("new")
 	e.wantLink("new", metav1.ConditionTrue, partnersv1.ReasonGenerated)
-	// The newcomer's pass has not written its status yet.
-	fresh := e.getLink("new")
-	fresh.Status = partnersv1.LoginLinkStatus{}
-	if err := e.c.Status().Update(e.ctx, fresh); err != nil {
-		t.Fatal(err)
-	}
+	e.clearLinkStatus("new")
 	e.clock.Step(2 * time.Second)
 	e.mustReconcileLink("old")
 	if n := e.api.GenerateLoginLinkCalls(); n != 2 {
 		t.Fatalf("%d generations, want 2: the older LoginLink took the user from the Lease's holder", n)
 	}
 	e.wantLink("old", metav1.ConditionFalse, partnersv1.ReasonSuperseded)
-	e.wantNoDeadLinkReady("old", unitAccount, unitEmail)
+	e.wantNoDeadLinkReady("old", unitAccount, user)
+	e.clock.Step(2 * time.Second)
+	e.mustReconcileLink("new")
+	e.wantNoDeadLinkReady("new", unitAccount, user)
+	e.mustReconcileLink("old")
+	if n := e.api.GenerateLoginLinkCalls(); n != 2 {
+		t.Fatalf("%d generations after both passed again, want 2", n)
+	}
+	e.wantNoDeadLinkReady("old", unitAccount, user)
 }

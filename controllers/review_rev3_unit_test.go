@@ -36,10 +36,20 @@ func (e *unitEnv) rev3Edit(name string, mutate func(*partnersv1.LoginLink)) {
 	}
 }
 
-func (e *unitEnv) rev3Primary(email string) {
-	e.api.GetAccountFunc = func(_ context.Context, id fifteenth.AccountID) (*fifteenth.Account, error) {
-		return &fifteenth.Account{ID: id, Email: email, Status: fifteenth.AccountActive}, nil
-	}
+// rev3Takeover is the start of the scenarios 1: the older LoginLink (by accountID, for
+// user) generates, the newer one generates and holds the user, the older one is Superseded.
+func (e *unitEnv) rev3Takeover(older, newer, user string) {
+	e.t.Helper()
+	e.create(newLink(older, unitT0.Add(-3*time.Hour), byID(unitAccount, user)))
+	e.mustReconcileLink(older)
+	e.wantLink(older, metav1.ConditionTrue, partnersv1.ReasonGenerated)
+	e.clock.Step(2 * time.Second)
+	e.create(newLink(newer, unitT0.Add(-2*time.Hour), byID(unitAccount, user)))
+	e.mustReconcileLink(newer)
+	e.wantLink(newer, metav1.ConditionTrue, partnersv1.ReasonGenerated)
+	e.clock.Step(2 * time.Second)
+	e.mustReconcileLink(older)
+	e.wantLink(older, metav1.ConditionFalse, partnersv1.ReasonSuperseded)
 }
 
 func (e *unitEnv) rev3Holder(id int64, user string) string {
@@ -59,24 +69,15 @@ func (e *unitEnv) rev3Holder(id int64, user string) string {
 func TestUnitRev3SpouseLeaseHeldByPrimaryLinkWithoutUser(t *testing.T) {
 	e := newUnitEnv(t)
 	e.answerLinks(rev3Holder)
-	e.rev3Primary(rev3Holder)
-	e.create(newLink("y", unitT0.Add(-3*time.Hour), byID(unitAccount, rev3Spouse)))
-	e.mustReconcileLink("y")
-	e.wantLink("y", metav1.ConditionTrue, partnersv1.ReasonGenerated)
-	e.clock.Step(2 * time.Second)
-	e.create(newLink("x", unitT0.Add(-2*time.Hour), byID(unitAccount, rev3Spouse)))
-	e.mustReconcileLink("x")
-	e.wantLink("x", metav1.ConditionTrue, partnersv1.ReasonGenerated)
-	e.clock.Step(2 * time.Second)
-	e.mustReconcileLink("y")
-	e.wantLink("y", metav1.ConditionFalse, partnersv1.ReasonSuperseded)
+	e.answerPrimary(rev3Holder)
+	e.rev3Takeover("y", "x", rev3Spouse)
 	e.wantCalls(2, 0, 0)
 
 	// X moves to another account, then back, for the account's primary holder.
 	e.rev3Edit("x", func(ll *partnersv1.LoginLink) { ll.Spec.AccountID = &[]int64{rev3Other}[0] })
 	e.mustReconcileLink("x")
 	e.rev3Edit("x", func(ll *partnersv1.LoginLink) { ll.Spec.AccountID = &[]int64{unitAccount}[0]; ll.Spec.UserEmail = "" })
-	e.rev3Primary("") // Retrieve Account answers without an email
+	e.answerPrimary("") // Retrieve Account answers without an email
 	e.clock.Step(2 * time.Second)
 	e.mustReconcileLink("x")
 	x := e.wantLink("x", metav1.ConditionFalse, partnersv1.ReasonAccountNotReady)
@@ -102,21 +103,10 @@ func TestUnitRev3SpouseLeaseHeldByPrimaryLinkWithoutUser(t *testing.T) {
 func TestUnitRev3SpouseLeaseWindowOnly(t *testing.T) {
 	e := newUnitEnv(t)
 	e.answerLinks(rev3Holder)
-	e.rev3Primary(rev3Holder)
-	e.create(newLink("y", unitT0.Add(-3*time.Hour), byID(unitAccount, rev3Spouse)))
-	e.mustReconcileLink("y")
-	e.clock.Step(2 * time.Second)
-	e.create(newLink("x", unitT0.Add(-2*time.Hour), byID(unitAccount, rev3Spouse)))
-	e.mustReconcileLink("x")
-	e.clock.Step(2 * time.Second)
-	e.mustReconcileLink("y")
-	e.wantLink("y", metav1.ConditionFalse, partnersv1.ReasonSuperseded)
+	e.answerPrimary(rev3Holder)
+	e.rev3Takeover("y", "x", rev3Spouse)
 	e.rev3Edit("x", func(ll *partnersv1.LoginLink) { ll.Spec.UserEmail = "" })
-	fresh := e.getLink("x")
-	fresh.Status = partnersv1.LoginLinkStatus{}
-	if err := e.c.Status().Update(e.ctx, fresh); err != nil {
-		t.Fatal(err)
-	}
+	e.clearLinkStatus("x")
 	e.clock.Step(2 * time.Second)
 	e.mustReconcileLink("y")
 	if n := e.api.GenerateLoginLinkCalls(); n != 3 {
@@ -132,14 +122,8 @@ func TestUnitRev3SpouseLeaseWindowOnly(t *testing.T) {
 func TestUnitRev3UserEmailRemovedFromHolder(t *testing.T) {
 	e := newUnitEnv(t)
 	e.answerLinks(rev3Holder)
-	e.rev3Primary(rev3Holder)
-	e.create(newLink("y", unitT0.Add(-3*time.Hour), byID(unitAccount, rev3Spouse)))
-	e.mustReconcileLink("y")
-	e.clock.Step(2 * time.Second)
-	e.create(newLink("x", unitT0.Add(-2*time.Hour), byID(unitAccount, rev3Spouse)))
-	e.mustReconcileLink("x")
-	e.clock.Step(2 * time.Second)
-	e.mustReconcileLink("y")
+	e.answerPrimary(rev3Holder)
+	e.rev3Takeover("y", "x", rev3Spouse)
 	e.rev3Edit("x", func(ll *partnersv1.LoginLink) { ll.Spec.UserEmail = "" })
 	e.clock.Step(2 * time.Second)
 	e.mustReconcileLink("x")
@@ -161,15 +145,8 @@ func TestUnitRev3UserEmailRemovedFromHolder(t *testing.T) {
 func TestUnitRev3HolderMovesToSpouse(t *testing.T) {
 	e := newUnitEnv(t)
 	e.answerLinks(rev3Holder)
-	e.rev3Primary(rev3Holder)
-	e.create(newLink("o", unitT0.Add(-3*time.Hour), byID(unitAccount, "")))
-	e.mustReconcileLink("o")
-	e.clock.Step(2 * time.Second)
-	e.create(newLink("x", unitT0.Add(-2*time.Hour), byID(unitAccount, "")))
-	e.mustReconcileLink("x")
-	e.clock.Step(2 * time.Second)
-	e.mustReconcileLink("o")
-	e.wantLink("o", metav1.ConditionFalse, partnersv1.ReasonSuperseded)
+	e.answerPrimary(rev3Holder)
+	e.rev3Takeover("o", "x", "")
 	e.rev3Edit("x", func(ll *partnersv1.LoginLink) { ll.Spec.UserEmail = rev3Spouse })
 	for range 3 {
 		e.clock.Step(2 * time.Second)
@@ -184,14 +161,8 @@ func TestUnitRev3HolderMovesToSpouse(t *testing.T) {
 func TestUnitRev3HolderMovesToOtherAccountInWindow(t *testing.T) {
 	e := newUnitEnv(t)
 	e.answerLinks(rev3Holder)
-	e.rev3Primary(rev3Holder)
-	e.create(newLink("o", unitT0.Add(-3*time.Hour), byID(unitAccount, "")))
-	e.mustReconcileLink("o")
-	e.clock.Step(2 * time.Second)
-	e.create(newLink("x", unitT0.Add(-2*time.Hour), byID(unitAccount, "")))
-	e.mustReconcileLink("x")
-	e.clock.Step(2 * time.Second)
-	e.mustReconcileLink("o")
+	e.answerPrimary(rev3Holder)
+	e.rev3Takeover("o", "x", "")
 	e.rev3Edit("x", func(ll *partnersv1.LoginLink) { ll.Spec.AccountID = &[]int64{rev3Other}[0] })
 	for range 3 {
 		e.clock.Step(2 * time.Second)
@@ -201,43 +172,11 @@ func TestUnitRev3HolderMovesToOtherAccountInWindow(t *testing.T) {
 	e.wantNoDeadLinkReady("o", unitAccount, rev3Holder)
 }
 
-// windowScenario is the regression test's shape for LoginLinks shaped by mk: old generates,
-// new generates, new's status is cleared (its pass has not written it), old passes again.
-func rev3Window(t *testing.T, e *unitEnv, mk func(string, time.Time) *partnersv1.LoginLink, user string) {
-	e.create(mk("old", unitT0.Add(-2*time.Hour)))
-	e.mustReconcileLink("old")
-	e.wantLink("old", metav1.ConditionTrue, partnersv1.ReasonGenerated)
-	e.clock.Step(2 * time.Second)
-	e.create(mk("new", unitT0.Add(-time.Hour)))
-	e.mustReconcileLink("new")
-	e.wantLink("new", metav1.ConditionTrue, partnersv1.ReasonGenerated)
-	fresh := e.getLink("new")
-	fresh.Status = partnersv1.LoginLinkStatus{}
-	if err := e.c.Status().Update(e.ctx, fresh); err != nil {
-		t.Fatal(err)
-	}
-	e.clock.Step(2 * time.Second)
-	e.mustReconcileLink("old")
-	if n := e.api.GenerateLoginLinkCalls(); n != 2 {
-		t.Fatalf("%d generations, want 2", n)
-	}
-	e.wantLink("old", metav1.ConditionFalse, partnersv1.ReasonSuperseded)
-	e.wantNoDeadLinkReady("old", unitAccount, user)
-	e.clock.Step(2 * time.Second)
-	e.mustReconcileLink("new")
-	e.wantNoDeadLinkReady("new", unitAccount, user)
-	e.mustReconcileLink("old")
-	if n := e.api.GenerateLoginLinkCalls(); n != 2 {
-		t.Fatalf("%d generations after both passed again, want 2", n)
-	}
-	e.wantNoDeadLinkReady("old", unitAccount, user)
-}
-
 // 2a. The window with spouse LoginLinks (spec.userEmail set).
 func TestUnitRev3WindowSpouse(t *testing.T) {
 	e := newUnitEnv(t)
 	e.answerLinks(rev3Holder)
-	rev3Window(t, e, func(n string, c time.Time) *partnersv1.LoginLink {
+	holderWindow(t, e, func(n string, c time.Time) *partnersv1.LoginLink {
 		return newLink(n, c, byID(unitAccount, rev3Spouse))
 	}, rev3Spouse)
 }
@@ -247,7 +186,7 @@ func TestUnitRev3WindowAccountRef(t *testing.T) {
 	e := newUnitEnv(t)
 	e.answerLinks(rev3Holder)
 	e.create(e.newAccount("acme", rev3Holder, unitAccount, unitT0.Add(-5*time.Hour)))
-	rev3Window(t, e, func(n string, c time.Time) *partnersv1.LoginLink {
+	holderWindow(t, e, func(n string, c time.Time) *partnersv1.LoginLink {
 		return newLink(n, c, byRef("acme", ""))
 	}, rev3Holder)
 }
@@ -257,7 +196,7 @@ func TestUnitRev3WindowClaimedAccountByID(t *testing.T) {
 	e := newUnitEnv(t)
 	e.answerLinks(rev3Holder)
 	e.create(e.newAccount("acme", rev3Holder, unitAccount, unitT0.Add(-5*time.Hour)))
-	rev3Window(t, e, func(n string, c time.Time) *partnersv1.LoginLink {
+	holderWindow(t, e, func(n string, c time.Time) *partnersv1.LoginLink {
 		return newLink(n, c, byID(unitAccount, ""))
 	}, rev3Holder)
 }
@@ -272,8 +211,8 @@ func TestUnitRev3WindowMixed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newUnitEnv(t)
 			e.answerLinks(rev3Holder)
-			e.rev3Primary(rev3Holder)
-			rev3Window(t, e, func(n string, c time.Time) *partnersv1.LoginLink {
+			e.answerPrimary(rev3Holder)
+			holderWindow(t, e, func(n string, c time.Time) *partnersv1.LoginLink {
 				u := tc.old
 				if n == "new" {
 					u = tc.new
@@ -291,7 +230,7 @@ func TestUnitRev3WindowMixed(t *testing.T) {
 func TestUnitRev3OlderRenewsWhileNewcomerUnresolved(t *testing.T) {
 	e := newUnitEnv(t)
 	e.answerLinks(rev3Holder)
-	e.rev3Primary(rev3Holder)
+	e.answerPrimary(rev3Holder)
 	e.create(newLink("old", unitT0.Add(-2*time.Hour), byID(unitAccount, "")))
 	e.mustReconcileLink("old")
 	e.clock.Step(2 * time.Second)
@@ -304,7 +243,7 @@ func TestUnitRev3OlderRenewsWhileNewcomerUnresolved(t *testing.T) {
 	e.clock.Step(23 * time.Hour) // past old's renewal time
 	e.mustReconcileLink("old")
 	t.Logf("generations after old's pass: %d", e.api.GenerateLoginLinkCalls())
-	e.rev3Primary(rev3Holder)
+	e.answerPrimary(rev3Holder)
 	for range 2 {
 		e.clock.Step(2 * time.Second)
 		_, _ = e.reconcileLink("new")
@@ -326,7 +265,7 @@ func TestUnitRev3OlderRenewsWhileNewcomerUnresolved(t *testing.T) {
 func TestUnitRev3BothFreshOlderFirst(t *testing.T) {
 	e := newUnitEnv(t)
 	e.answerLinks(rev3Holder)
-	e.rev3Primary(rev3Holder)
+	e.answerPrimary(rev3Holder)
 	e.create(newLink("old", unitT0.Add(-2*time.Hour), byID(unitAccount, "")),
 		newLink("new", unitT0.Add(-time.Hour), byID(unitAccount, "")))
 	e.mustReconcileLink("old")
@@ -351,7 +290,7 @@ func TestUnitRev3BothFreshOlderFirst(t *testing.T) {
 func TestUnitRev3NoDeadLinkReadyInFlight(t *testing.T) {
 	e := newUnitEnv(t)
 	e.answerLinks(rev3Holder)
-	e.rev3Primary(rev3Holder)
+	e.answerPrimary(rev3Holder)
 	e.create(newLink("old", unitT0.Add(-2*time.Hour), byID(unitAccount, "")))
 	e.mustReconcileLink("old")
 	e.clock.Step(2 * time.Second)

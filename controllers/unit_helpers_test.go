@@ -225,6 +225,24 @@ func (e *unitEnv) ownedHolder(pa *partnersv1.PartnerAccount, created time.Time) 
 	return ll
 }
 
+// answerPrimary makes the fake API's Retrieve Account answer an active account whose primary
+// holder is email.
+func (e *unitEnv) answerPrimary(email string) {
+	e.api.GetAccountFunc = func(_ context.Context, id fifteenth.AccountID) (*fifteenth.Account, error) {
+		return &fifteenth.Account{ID: id, Email: email, Status: fifteenth.AccountActive}, nil
+	}
+}
+
+// clearLinkStatus empties a LoginLink's status, as it is before its first pass writes it.
+func (e *unitEnv) clearLinkStatus(name string) {
+	e.t.Helper()
+	ll := e.getLink(name)
+	ll.Status = partnersv1.LoginLinkStatus{}
+	if err := e.c.Status().Update(e.ctx, ll); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 // storedFor is a link of ll's current parameters for account id and user, generated at gen.
 func storedFor(ll *partnersv1.LoginLink, id int64, user, url string, gen time.Time) storedLink {
 	return storedLink{URL: url, UserEmail: user, AccountID: id, GeneratedAt: gen, ExpiresAt: gen.Add(unitLifetime),
