@@ -219,8 +219,8 @@ func run(o options) error {
 		&coordinationv1.Lease{}: {Label: managed, Namespaces: map[string]cache.Config{electionNS: {}}},
 	}}
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:                  scheme,
-		Cache:                   cacheOpts,
+		Scheme: scheme,
+		Cache:  cacheOpts,
 		// The cache asks the RESTMapper on every read when it watches a set of namespaces:
 		// its answers are kept (internal/restmapper).
 		MapperProvider: func(c *rest.Config, hc *http.Client) (meta.RESTMapper, error) {
