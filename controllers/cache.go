@@ -1,8 +1,12 @@
 package controllers
 
 import (
+	"slices"
+	"strings"
+	"sync"
 	"unique"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -10,6 +14,7 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
+	"github.com/fifteenth/fifteenth-operator/internal/election"
 )
 
 // lastApplied is client-side apply's copy of the whole object, kept in an annotation.
@@ -28,7 +33,14 @@ const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 // finalizers, condition types, statuses and reasons, Secret data keys. The JSON decoder gives
 // each object its own copy. Measured at 2,000 accounts and 2,000 LoginLinks (7,000 objects, 5,000
 // Secrets): live heap 44.4 -> 42.0 MiB.
+//
+// Objects that carry the same labels share one map of them (sharedLabels): every Secret the
+// operator writes carries the managed-by label, and a map costs about 340 bytes however few its
+// entries. To that end a Lease keeps only its managed-by label in the cache: its account-id
+// label repeats the account of its user annotation (ofLease reads it there), and the elector
+// writes Leases it reads live.
 func CacheTransform() toolscache.TransformFunc {
+	labelSets := newSharedLabels(maxLabelSets)
 	return func(in any) (any, error) {
 		obj, err := meta.Accessor(in)
 		if err != nil {
@@ -41,9 +53,80 @@ func CacheTransform() toolscache.TransformFunc {
 		case *partnersv1.PartnerAccount, *partnersv1.LoginLink, *partnersv1.PartnerConfig, *partnersv1.ClusterPartnerConfig:
 			delete(obj.GetAnnotations(), lastApplied)
 		}
+		if l, ok := in.(*coordinationv1.Lease); ok {
+			delete(l.Labels, election.LabelAccountID)
+		}
 		internObject(in, obj)
+		if l := obj.GetLabels(); len(l) > 0 {
+			obj.SetLabels(labelSets.share(l))
+		}
 		return in, nil
 	}
+}
+
+// maxLabelSets bounds the label sets shared: a few are carried by many objects (the
+// managed-by label, a secretTemplate's labels); sets only one object carries come and go.
+const maxLabelSets = 256
+
+// sharedLabels hands out one map per label set for the objects that carry it. The maps are
+// cached objects' maps: read-only, as the cache's objects are (a DeepCopy copies them).
+type sharedLabels struct {
+	mu   sync.Mutex
+	max  int
+	sets map[string]*labelSet
+}
+
+type labelSet struct {
+	labels map[string]string
+	seen   int
+}
+
+func newSharedLabels(max int) *sharedLabels {
+	return &sharedLabels{max: max, sets: map[string]*labelSet{}}
+}
+
+// share returns the shared map with l's labels: l itself the first time they are seen. When
+// the table is full, a set seen only once makes room (the objects holding it keep it).
+func (s *sharedLabels) share(l map[string]string) map[string]string {
+	k := labelKey(l)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if set, ok := s.sets[k]; ok {
+		set.seen++
+		return set.labels
+	}
+	if len(s.sets) >= s.max {
+		evicted := false
+		for old, set := range s.sets {
+			if set.seen < 2 {
+				delete(s.sets, old)
+				evicted = true
+				break
+			}
+		}
+		if !evicted {
+			return l
+		}
+	}
+	s.sets[k] = &labelSet{labels: l, seen: 1}
+	return l
+}
+
+// labelKey is one string for a label set: its keys sorted, each with its value.
+func labelKey(l map[string]string) string {
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k)
+		b.WriteByte(0)
+		b.WriteString(l[k])
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 // intern returns the one copy of s that every cached object shares. The copies are weak

@@ -407,7 +407,10 @@ func (r *LoginLinkReconciler) ofLease(ctx context.Context, o client.Object) []re
 	if o.GetNamespace() != r.Elector.Namespace {
 		return nil
 	}
-	id, err := strconv.ParseInt(o.GetLabels()[election.LabelAccountID], 10, 64)
+	// The account is the user annotation's "<accountID>/<user>" (the cache keeps no
+	// account-id label: CacheTransform).
+	idText, user, _ := strings.Cut(o.GetAnnotations()[election.AnnotationUser], "/")
+	id, err := strconv.ParseInt(idText, 10, 64)
 	if err != nil {
 		return nil
 	}
@@ -420,7 +423,6 @@ func (r *LoginLinkReconciler) ofLease(ctx context.Context, o client.Object) []re
 	// Only the LoginLinks of the Lease's user (or whose user is not known yet): a user's
 	// election concerns them alone, and waking the other users' LoginLinks of the account made
 	// two users' LoginLinks that retry (a rate limit) wake each other with every Lease write.
-	_, user, _ := strings.Cut(o.GetAnnotations()[election.AnnotationUser], "/")
 	var reqs []reconcile.Request
 	for _, req := range r.accountRequests(ctx, id) {
 		if (holder == "" || req.NamespacedName != holderKey) && r.mayBeUser(ctx, req.NamespacedName, user) {

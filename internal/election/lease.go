@@ -20,9 +20,11 @@ import (
 
 // Labels and annotations of a user's Lease.
 const (
-	// LabelAccountID is the account's ID: it maps a Lease back to the account's LoginLinks.
+	// LabelAccountID is the account's ID, for people and label selectors (the manager maps a
+	// Lease to its account by AnnotationUser, and its cache drops this label).
 	LabelAccountID = "partners.fifteenth.com/account-id"
-	// AnnotationUser is the Key's "<accountID>/<user>", for people reading the Lease.
+	// AnnotationUser is the Key's "<accountID>/<user>", for people reading the Lease and for
+	// the manager, which maps a Lease to its account by it.
 	AnnotationUser = "partners.fifteenth.com/user"
 	// AnnotationHolderUID and AnnotationHolderCreated describe the holder, so that a newcomer
 	// compares itself with it without reading it.
