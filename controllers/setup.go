@@ -4,8 +4,11 @@ package controllers
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"time"
 
+	eventsv1client "k8s.io/client-go/kubernetes/typed/events/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -19,6 +22,7 @@ import (
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
 	"github.com/fifteenth/fifteenth-operator/internal/metrics"
 	"github.com/fifteenth/fifteenth-operator/internal/partnerconfig"
+	"github.com/fifteenth/fifteenth-operator/internal/recorder"
 )
 
 // Config is what the controllers need from the manager's flags.
@@ -132,8 +136,8 @@ func (d *deps) syncPeriod() time.Duration {
 	return DefaultAccountSyncPeriod
 }
 
-// newDeps builds the reconcilers' dependencies from the manager and cfg.
-func newDeps(mgr ctrl.Manager, cfg Config) deps {
+// newDeps builds the reconcilers' dependencies from the manager, cfg and the Event recorder.
+func newDeps(mgr ctrl.Manager, cfg Config, rec events.EventRecorder) deps {
 	clk := cfg.Clock
 	if clk == nil {
 		clk = clock.RealClock{}
@@ -156,19 +160,39 @@ func newDeps(mgr ctrl.Manager, cfg Config) deps {
 	}
 	return deps{
 		APIReader: mgr.GetAPIReader(), Configs: configs, claims: mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("fifteenth-operator"), Clock: clk, AccountSyncPeriod: cfg.AccountSyncPeriod, ReadOnly: cfg.ReadOnly,
+		Recorder: rec, Clock: clk, AccountSyncPeriod: cfg.AccountSyncPeriod, ReadOnly: cfg.ReadOnly,
 		Elector: &election.Elector{Client: mgr.GetClient(), Cache: mgr.GetClient(), Reader: mgr.GetAPIReader(),
 			Namespace: cfg.ElectionNamespace, InFlight: timeout + 5*time.Second, Clock: clk,
 			Labels: map[string]string{partnersv1.LabelManagedBy: partnersv1.ManagedByValue}},
 	}
 }
 
+// newRecorder returns the controllers' Event recorder, added to mgr (which starts it): one whose
+// memory is bounded (internal/recorder), rather than the manager's events/v1 recorder, which
+// keeps every distinct Event for minutes.
+func newRecorder(mgr ctrl.Manager) (*recorder.Recorder, error) {
+	cs, err := eventsv1client.NewForConfigAndClient(mgr.GetConfig(), mgr.GetHTTPClient())
+	if err != nil {
+		return nil, fmt.Errorf("cannot create the Events client: %w", err)
+	}
+	host, _ := os.Hostname()
+	rec := recorder.New(cs, mgr.GetScheme(), eventsController, eventsController+"-"+host, clock.RealClock{})
+	return rec, mgr.Add(rec)
+}
+
+// eventsController is the reportingController of the operator's Events.
+const eventsController = "fifteenth-operator"
+
 // Setup registers the field indexes and every controller with mgr.
 func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	if err := SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
-	d := newDeps(mgr, cfg)
+	rec, err := newRecorder(mgr)
+	if err != nil {
+		return err
+	}
+	d := newDeps(mgr, cfg, rec)
 	remove := metrics.AddObjectSource(objectMetrics{c: mgr.GetClient(), elected: mgr.Elected()})
 	go func() { <-ctx.Done(); remove() }()
 	if cfg.ClusterWideClaims {
