@@ -260,7 +260,7 @@ func run(o options) error {
 		Controller: controller.Options{MaxConcurrentReconciles: o.concurrency},
 		// A shard's cache holds its own namespaces only; the claims of the others' are read
 		// from a cluster-wide cache of stripped PartnerAccounts.
-		ClusterWideClaims: !scope.all(), SkipClusterConfigStatus: !o.clusterConfigStatus,
+		ClusterWideClaims: !scope.all(), WatchedNamespaces: watched, SkipClusterConfigStatus: !o.clusterConfigStatus,
 	}); err != nil {
 		return err
 	}

@@ -154,11 +154,20 @@ func eligible(ll *partnersv1.LoginLink) bool {
 
 // claimantsIn returns the PartnerAccounts that claim an account at endpoint, oldest first
 // (endpoint "": at any endpoint), in every namespace: from the manager's cache, or from the
-// cluster-wide claims cache when the manager watches only some namespaces (Config.ClusterWideClaims).
+// cluster-wide claims cache when the manager watches only some namespaces (Config.ClusterWideClaims),
+// together with the manager's cache when the claims cache leaves its namespaces out.
 func (d *deps) claimantsIn(ctx context.Context, endpoint string, id int64) ([]partnersv1.PartnerAccount, error) {
 	var list partnersv1.PartnerAccountList
 	if err := d.claims.List(ctx, &list, client.MatchingFields{indexClaimedAccount: idString(id)}); err != nil {
 		return nil, fmt.Errorf("cannot list the PartnerAccounts of account %d: %w", id, err)
+	}
+	if d.ownClaims != nil {
+		// A shard whose claims cache leaves out its own namespaces: their claims are in its cache.
+		var own partnersv1.PartnerAccountList
+		if err := d.ownClaims.List(ctx, &own, client.MatchingFields{indexClaimedAccount: idString(id)}); err != nil {
+			return nil, fmt.Errorf("cannot list the PartnerAccounts of account %d: %w", id, err)
+		}
+		list.Items = append(list.Items, own.Items...)
 	}
 	out := list.Items[:0]
 	for _, pa := range list.Items {

@@ -58,6 +58,10 @@ type Config struct {
 	// the manager's cache. A manager that watches only some namespaces (a shard) must set it:
 	// its own cache does not hold the other shards' claims.
 	ClusterWideClaims bool
+	// WatchedNamespaces are the namespaces the manager's cache watches (nil: all). With
+	// ClusterWideClaims, the claims cache leaves them out: their claims are read from the
+	// manager's cache, which holds their PartnerAccounts already.
+	WatchedNamespaces []string
 	// SkipClusterConfigStatus leaves the routine status of ClusterPartnerConfigs to another
 	// manager (--cluster-config-status=false): of several managers (shards), one writes it.
 	// Unauthorized, the API's refusal of a key on a call this manager made, is still recorded.
@@ -84,6 +88,9 @@ type deps struct {
 	// claims lists the PartnerAccounts that claim an account (indexClaimedAccount), in every
 	// namespace: the manager's cache, or the claims cache of a shard.
 	claims client.Reader
+	// ownClaims lists the claims of a shard's own namespaces (its cache), when its claims cache
+	// leaves them out (Config.WatchedNamespaces); nil otherwise.
+	ownClaims client.Reader
 	// claimsSource is the claims cache of a shard (nil otherwise): the controllers watch it for
 	// the claims of the other shards' namespaces.
 	claimsSource cache.Cache
@@ -196,11 +203,14 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	remove := metrics.AddObjectSource(objectMetrics{c: mgr.GetClient(), elected: mgr.Elected()})
 	go func() { <-ctx.Done(); remove() }()
 	if cfg.ClusterWideClaims {
-		c, err := newClaimsCache(ctx, mgr)
+		c, err := newClaimsCache(ctx, mgr, cfg.WatchedNamespaces)
 		if err != nil {
 			return err
 		}
 		d.claims, d.claimsSource = c, c
+		if len(cfg.WatchedNamespaces) > 0 {
+			d.ownClaims = mgr.GetClient()
+		}
 	}
 	pc := &PartnerConfigReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Resolver: d.Configs,
 		SkipClusterStatus: cfg.SkipClusterConfigStatus}

@@ -19,6 +19,7 @@ import (
 
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
 	"github.com/fifteenth/fifteenth-operator/controllers"
+	"github.com/fifteenth/fifteenth-operator/internal/fifteenth/sim"
 )
 
 // startShard starts a second manager that watches only namespaces (a shard), with the
@@ -40,6 +41,7 @@ func (h *harness) startShard(cfg controllers.Config, namespaces ...string) {
 	h.g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg.API, cfg.APIEndpoint, cfg.APITimeout, cfg.ElectionNamespace = h.api, h.simURL, 5*time.Second, h.ns
+	cfg.WatchedNamespaces = namespaces // as main.go
 	cfg.SecretTTL = 300 * time.Millisecond
 	cfg.Controller = controller.Options{SkipNameValidation: ptr.To(true), MaxConcurrentReconciles: 4}
 	h.g.Expect(controllers.Setup(ctx, mgr, cfg)).To(Succeed())
@@ -85,6 +87,22 @@ func TestShardsSeeEachOthersClaims(t *testing.T) {
 	// in its log at each retry).
 	h.g.Expect(h.logs.String()).NotTo(ContainSubstring("unknown namespace for the cache"))
 	t.Logf("account %d: team B's LoginLink and PartnerAccount refused across shards", id)
+}
+
+// A shard's claims cache leaves out the shard's own namespaces (its cache holds their
+// PartnerAccounts whole): their claims still count. A second PartnerAccount of the shard's
+// namespace that names the first one's account by ID is refused as AccountClaimed.
+func TestShardSeesItsOwnClaims(t *testing.T) {
+	// Its own account IDs: other tests' PartnerAccounts, in namespaces that outlive them,
+	// claim the simulators' first IDs.
+	h := newHarness(t, harnessOpts{sim: sim.Config{FirstAccountID: 7_000_000}})
+	h.stopManager()
+	h.startShard(controllers.Config{AccountAccessNamespaces: h.ns, ClusterWideClaims: true}, h.ns)
+	h.create(account("first", "own@a.example"))
+	id := h.expectAccountReason("first", metav1.ConditionTrue, partnersv1.ReasonCreated).Status.AccountID
+	h.create(account("second", "own@a.example", func(s *partnersv1.PartnerAccountSpec) { s.AccountID = ptr.To(id) }))
+	second := h.expectAccountReason("second", metav1.ConditionFalse, partnersv1.ReasonAccountClaimed)
+	h.g.Expect(second.Status.AccountID).To(BeZero(), "the second PartnerAccount claims the first one's account")
 }
 
 // A manager started with --cluster-config-status=false (SkipClusterConfigStatus) writes no
