@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 
 	partnersv1 "github.com/fifteenth/fifteenth-operator/api/v1alpha1"
@@ -58,14 +59,15 @@ func CacheTransform() toolscache.TransformFunc {
 		}
 		internObject(in, obj)
 		if l := obj.GetLabels(); len(l) > 0 {
-			obj.SetLabels(labelSets.share(l))
+			obj.SetLabels(labelSets.share(obj.GetUID(), l))
 		}
 		return in, nil
 	}
 }
 
 // maxLabelSets bounds the label sets shared: a few are carried by many objects (the
-// managed-by label, a secretTemplate's labels); sets only one object carries come and go.
+// managed-by label, a secretTemplate's labels); sets only one object carries (a Namespace's
+// name label) come and go.
 const maxLabelSets = 256
 
 // sharedLabels hands out one map per label set for the objects that carry it. The maps are
@@ -76,29 +78,35 @@ type sharedLabels struct {
 	sets map[string]*labelSet
 }
 
+// labelSet is a shared set, and whether more than one object carried it: the first object's
+// UID, until another's comes (an object's own updates and relists do not count).
 type labelSet struct {
 	labels map[string]string
-	seen   int
+	first  types.UID
+	shared bool
 }
 
 func newSharedLabels(max int) *sharedLabels {
 	return &sharedLabels{max: max, sets: map[string]*labelSet{}}
 }
 
-// share returns the shared map with l's labels: l itself the first time they are seen. When
-// the table is full, a set seen only once makes room (the objects holding it keep it).
-func (s *sharedLabels) share(l map[string]string) map[string]string {
+// share returns the shared map with l's labels, which the object uid carries: l itself the
+// first time they are seen. When the table is full, a set only one object carried makes room
+// (the objects holding it keep it); when none did, l is not kept.
+func (s *sharedLabels) share(uid types.UID, l map[string]string) map[string]string {
 	k := labelKey(l)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if set, ok := s.sets[k]; ok {
-		set.seen++
+		if uid != set.first {
+			set.shared = true
+		}
 		return set.labels
 	}
 	if len(s.sets) >= s.max {
 		evicted := false
 		for old, set := range s.sets {
-			if set.seen < 2 {
+			if !set.shared {
 				delete(s.sets, old)
 				evicted = true
 				break
@@ -108,7 +116,7 @@ func (s *sharedLabels) share(l map[string]string) map[string]string {
 			return l
 		}
 	}
-	s.sets[k] = &labelSet{labels: l, seen: 1}
+	s.sets[k] = &labelSet{labels: l, first: uid}
 	return l
 }
 

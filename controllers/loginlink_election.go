@@ -64,9 +64,9 @@ func (r *LoginLinkReconciler) superseded(ctx context.Context, s *linkScope, hold
 			related.SetGroupVersionKind(partnersv1.GroupVersion.WithKind("LoginLink"))
 		}
 		if related != nil {
-			r.Recorder.Eventf(ll, related, corev1.EventTypeNormal, EventSuperseded, "Supersede", msg)
+			r.Recorder.Eventf(ll, related, corev1.EventTypeNormal, EventSuperseded, "Supersede", "%s", msg)
 		} else {
-			r.Recorder.Eventf(ll, nil, corev1.EventTypeNormal, EventSuperseded, "Supersede", msg)
+			r.Recorder.Eventf(ll, nil, corev1.EventTypeNormal, EventSuperseded, "Supersede", "%s", msg)
 		}
 	}
 	return r.retireStaleLink(ctx, s)

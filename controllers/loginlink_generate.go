@@ -175,7 +175,7 @@ func (r *LoginLinkReconciler) callAndStore(ctx context.Context, s *linkScope, d 
 	msg := fmt.Sprintf("generated a link for %s on account %d because %s; it expires at %s",
 		link.UserEmail, link.AccountID, d.Why, link.ExpiresAt.UTC().Format(time.RFC3339))
 	r.setReady(ll, true, reason, msg)
-	r.Recorder.Eventf(ll, nil, corev1.EventTypeNormal, event, "Generate", msg)
+	r.Recorder.Eventf(ll, nil, corev1.EventTypeNormal, event, "Generate", "%s", msg)
 	logf.FromContext(ctx).Info("Generated a login link", "account", link.AccountID, "reason", d.Why,
 		"expiresAt", link.ExpiresAt.UTC().Format(time.RFC3339))
 

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -55,7 +56,7 @@ type Recorder struct {
 	clock      clock.Clock
 	retryAfter time.Duration
 
-	queue chan *eventsv1.Event
+	queue chan item
 
 	mu      sync.Mutex
 	recent  map[key]*list.Element // of *seen
@@ -75,20 +76,28 @@ type key struct {
 	regarding, related        corev1.ObjectReference
 }
 
-// seen is an Event sent or about to be: its name, and its series so far.
+// seen is an Event sent or about to be, and its series so far. The Event is kept whole, so
+// that a repeat whose Event is gone (dropped, refused, deleted by its TTL) creates it again
+// with its series, as client-go does.
 type seen struct {
-	key       key
-	namespace string
-	name      string
-	count     int32
-	last      time.Time
+	key   key
+	event *eventsv1.Event
+	count int32
+	last  time.Time
+}
+
+// item is what the queue carries: an Event to create, or (series set) to count a repeat
+// into; key forgets it when it could not be written.
+type item struct {
+	key   key
+	event *eventsv1.Event
 }
 
 // New returns a Recorder that writes Events through sink, as controller (reportingController)
 // from instance (reportingInstance, e.g. the pod's name).
 func New(sink eventsv1client.EventsGetter, scheme *runtime.Scheme, controller, instance string, clk clock.Clock) *Recorder {
 	return &Recorder{sink: sink, scheme: scheme, controller: controller, instance: instance, clock: clk,
-		retryAfter: time.Second, queue: make(chan *eventsv1.Event, QueueSize),
+		retryAfter: time.Second, queue: make(chan item, QueueSize),
 		recent: map[key]*list.Element{}, order: list.New()}
 }
 
@@ -118,20 +127,17 @@ func (r *Recorder) Eventf(regarding, related runtime.Object, eventtype, reason, 
 		s.count++
 		s.last = now
 		r.order.MoveToFront(el)
-		ev := &eventsv1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: s.namespace, Name: s.name}, Reason: reason,
-			Series: &eventsv1.EventSeries{Count: s.count, LastObservedTime: metav1.MicroTime{Time: now}}}
+		ev := s.event.DeepCopy()
+		ev.Series = &eventsv1.EventSeries{Count: s.count, LastObservedTime: metav1.MicroTime{Time: now}}
 		r.mu.Unlock()
-		r.enqueue(ev, reason)
+		r.enqueue(item{key: k, event: ev})
 		return
 	}
 	namespace := ref.Namespace
 	if namespace == "" {
 		namespace = metav1.NamespaceDefault
 	}
-	msg := fmt.Sprintf(note, args...)
-	if len(msg) > maxNote {
-		msg = msg[:maxNote]
-	}
+	msg := truncate(fmt.Sprintf(note, args...), maxNote)
 	r.lastNano = max(r.lastNano+1, now.UnixNano())
 	name := fmt.Sprintf("%v.%x", ref.Name, r.lastNano)
 	ev := &eventsv1.Event{
@@ -144,9 +150,32 @@ func (r *Recorder) Eventf(regarding, related runtime.Object, eventtype, reason, 
 		rel := k.related
 		ev.Related = &rel
 	}
-	r.remember(&seen{key: k, namespace: namespace, name: ev.Name, count: 1, last: now})
+	r.remember(&seen{key: k, event: ev.DeepCopy(), count: 1, last: now})
 	r.mu.Unlock()
-	r.enqueue(ev, reason)
+	r.enqueue(item{key: k, event: ev})
+}
+
+// truncate cuts s to at most n bytes, at the start of a character: the API counts a note's
+// bytes, and half a character would be sent as a three-byte replacement.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// forget drops k's series: the Event could not be written, so its next occurrence is a new
+// Event rather than a repeat of one that does not exist.
+func (r *Recorder) forget(k key) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if el, ok := r.recent[k]; ok {
+		r.order.Remove(el)
+		delete(r.recent, k)
+	}
 }
 
 // remember keeps s as the most recent Event, forgetting the least recent beyond Recent.
@@ -163,16 +192,18 @@ func (r *Recorder) remember(s *seen) {
 	}
 }
 
-// enqueue hands ev to the sending goroutine, or drops it when the queue is full.
-func (r *Recorder) enqueue(ev *eventsv1.Event, reason string) {
+// enqueue hands it to the sending goroutine, or drops it (and forgets its series) when the
+// queue is full.
+func (r *Recorder) enqueue(it item) {
 	select {
-	case r.queue <- ev:
+	case r.queue <- it:
 	default:
+		r.forget(it.key)
 		r.mu.Lock()
 		r.dropped++
 		n := r.dropped
 		r.mu.Unlock()
-		logf.Log.WithName("events").Info("Dropped an Event: too many waiting to be sent", "reason", reason, "dropped", n)
+		logf.Log.WithName("events").Info("Dropped an Event: too many waiting to be sent", "reason", it.event.Reason, "dropped", n)
 	}
 }
 
@@ -182,8 +213,8 @@ func (r *Recorder) Start(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev := <-r.queue:
-			r.send(ctx, ev)
+		case it := <-r.queue:
+			r.send(ctx, it)
 		}
 	}
 }
@@ -191,20 +222,23 @@ func (r *Recorder) Start(ctx context.Context) error {
 // NeedLeaderElection is false: a standby's Events are sent too.
 func (r *Recorder) NeedLeaderElection() bool { return false }
 
-// send writes ev: a new Event is created, a repeat patches its series (created again when it
-// is gone). A failure the API server may recover from is tried again, a few times.
-func (r *Recorder) send(ctx context.Context, ev *eventsv1.Event) {
+// send writes an Event: a new one is created, a repeat patches its series (and creates the
+// Event, series included, when it is gone). A failure the API server may recover from is
+// tried again, a few times; an Event that could not be written is forgotten.
+func (r *Recorder) send(ctx context.Context, it item) {
+	ev := it.event
 	c := r.sink.Events(ev.Namespace)
 	var err error
 	for attempt := 1; attempt <= tries; attempt++ {
-		if ev.Series != nil {
+		create := ev.Series == nil
+		if !create {
 			patch := fmt.Sprintf(`{"series":{"count":%d,"lastObservedTime":%q}}`, ev.Series.Count,
 				ev.Series.LastObservedTime.UTC().Format(metav1.RFC3339Micro))
 			_, err = c.Patch(ctx, ev.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
-			if apierrors.IsNotFound(err) {
-				return // gone (its TTL): the next repeat, after SeriesWindow or a restart, is a new Event
-			}
-		} else {
+			create = apierrors.IsNotFound(err)
+		}
+		if create {
+			ev.ResourceVersion = ""
 			_, err = c.Create(ctx, ev, metav1.CreateOptions{})
 			if apierrors.IsAlreadyExists(err) {
 				return
@@ -220,6 +254,7 @@ func (r *Recorder) send(ctx context.Context, ev *eventsv1.Event) {
 		}
 	}
 	if err != nil {
+		r.forget(it.key)
 		logf.FromContext(ctx).WithName("events").Info("Could not write an Event", "reason", ev.Reason, "error", err.Error())
 	}
 }

@@ -42,8 +42,8 @@ func newRecorder(t *testing.T) (*Recorder, *fake.Clientset, *clocktesting.FakeCl
 func drain(r *Recorder) {
 	for {
 		select {
-		case ev := <-r.queue:
-			r.send(context.Background(), ev)
+		case it := <-r.queue:
+			r.send(context.Background(), it)
 		default:
 			return
 		}

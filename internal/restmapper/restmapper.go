@@ -17,8 +17,8 @@ import (
 
 // Memoize returns m with its RESTMapping answers for one version kept: the same question is
 // answered from a map afterwards. Only answers are kept, never errors (an unknown kind is asked
-// again, so that a CRD installed later is found), and only for one version asked (what the
-// cache and the client ask). The dynamic mapper itself keeps a mapping it knows until a reload,
+// again, so that a CRD installed later is found), and only for one named version asked (what
+// the cache and the client ask). The dynamic mapper itself keeps a mapping it knows until a reload,
 // and a reload never changes the mapping of a kind it already knew: the kept answer is the
 // answer m would give. Reset forgets them with m's.
 func Memoize(m meta.RESTMapper) meta.RESTMapper {
@@ -29,6 +29,8 @@ type memo struct {
 	meta.RESTMapper
 	mu       sync.RWMutex
 	mappings map[key]*meta.RESTMapping // never handed out: callers get copies
+	// resets counts Reset: an answer asked for before a Reset is not kept after it.
+	resets uint64
 }
 
 type key struct {
@@ -39,12 +41,14 @@ type key struct {
 // RESTMapping answers from the kept answers, else asks the mapper and keeps its answer. Each
 // caller gets its own copy of the mapping.
 func (m *memo) RESTMapping(gk schema.GroupKind, versions ...string) (*meta.RESTMapping, error) {
-	if len(versions) != 1 {
+	if len(versions) != 1 || versions[0] == "" {
+		// No version, or "" (the preferred one, which may change): asked each time.
 		return m.RESTMapper.RESTMapping(gk, versions...)
 	}
 	k := key{gk: gk, version: versions[0]}
 	m.mu.RLock()
 	kept, ok := m.mappings[k]
+	resets := m.resets
 	m.mu.RUnlock()
 	if ok {
 		c := *kept
@@ -56,20 +60,23 @@ func (m *memo) RESTMapping(gk schema.GroupKind, versions ...string) (*meta.RESTM
 	}
 	c := *got
 	m.mu.Lock()
-	if m.mappings == nil {
-		m.mappings = map[key]*meta.RESTMapping{}
+	if m.resets == resets {
+		if m.mappings == nil {
+			m.mappings = map[key]*meta.RESTMapping{}
+		}
+		m.mappings[k] = &c
 	}
-	m.mappings[k] = &c
 	m.mu.Unlock()
 	return got, nil
 }
 
 // Reset forgets the kept answers and resets the mapper when it can be reset.
 func (m *memo) Reset() {
-	m.mu.Lock()
-	m.mappings = nil
-	m.mu.Unlock()
 	if r, ok := m.RESTMapper.(meta.ResettableRESTMapper); ok {
 		r.Reset()
 	}
+	m.mu.Lock()
+	m.mappings = nil
+	m.resets++
+	m.mu.Unlock()
 }

@@ -127,3 +127,43 @@ func TestMemoizeAllocatesOneCopy(t *testing.T) {
 		t.Fatalf("the mapper allocates %.0f times per answer, no more than the memo's %.0f: the test's mapper is not the dynamic mapper's shape", before, after)
 	}
 }
+
+// blocking answers once released: a question asked before a Reset and answered after it.
+type blocking struct {
+	meta.RESTMapper
+	asked   chan struct{}
+	release chan struct{}
+}
+
+func (b *blocking) RESTMapping(gk schema.GroupKind, versions ...string) (*meta.RESTMapping, error) {
+	b.asked <- struct{}{}
+	<-b.release
+	return b.RESTMapper.RESTMapping(gk, versions...)
+}
+
+// An answer asked for before a Reset is not kept after it; the preferred version ("") is
+// never kept.
+func TestMemoizeResetWinsOverAnAnswerInFlight(t *testing.T) {
+	inner := &blocking{RESTMapper: manyGroups(), asked: make(chan struct{}), release: make(chan struct{})}
+	m := Memoize(inner)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := m.RESTMapping(linkGK, linkGV.Version); err != nil {
+			t.Error(err)
+		}
+	}()
+	<-inner.asked
+	m.(meta.ResettableRESTMapper).Reset()
+	close(inner.release)
+	<-done
+	if n := len(m.(*memo).mappings); n != 0 {
+		t.Fatalf("%d answers kept from before the Reset", n)
+	}
+	inner.asked = make(chan struct{}, 10)
+	if _, err := m.RESTMapping(linkGK, ""); err == nil {
+		if n := len(m.(*memo).mappings); n != 0 {
+			t.Fatalf("the preferred version's answer was kept")
+		}
+	}
+}
