@@ -52,12 +52,17 @@ func CacheTransform() toolscache.TransformFunc {
 		}
 		switch in.(type) {
 		case *partnersv1.PartnerAccount, *partnersv1.LoginLink, *partnersv1.PartnerConfig, *partnersv1.ClusterPartnerConfig:
-			delete(obj.GetAnnotations(), lastApplied)
+			if _, ok := obj.GetAnnotations()[lastApplied]; ok {
+				delete(obj.GetAnnotations(), lastApplied)
+			}
 		}
-		if l, ok := in.(*coordinationv1.Lease); ok {
-			delete(l.Labels, election.LabelAccountID)
-		}
+		// internObject gives the object maps of its own: only those are written (an object may
+		// come here twice, client-go's watch-list transforming it in its temporary store and
+		// again in its queue, and its labels may be a map other objects share by then).
 		internObject(in, obj)
+		if _, ok := in.(*coordinationv1.Lease); ok {
+			delete(obj.GetLabels(), election.LabelAccountID)
+		}
 		if l := obj.GetLabels(); len(l) > 0 {
 			obj.SetLabels(labelSets.share(obj.GetUID(), l))
 		}

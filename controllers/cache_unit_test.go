@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"sync"
 	"testing"
 	"unsafe"
 
@@ -146,5 +147,37 @@ func TestUnitCacheTransformSharesLabelSets(t *testing.T) {
 	cp.Labels["x"] = "y"
 	if _, ok := b.Labels["x"]; ok {
 		t.Error("a copy's label reached the shared map")
+	}
+}
+
+// client-go's watch-list transforms an object twice (in its temporary store, then in its
+// queue), while other informers transform theirs, also twice: a second pass writes no map that
+// other objects share by then (a data race under -race, and a corrupt cache), and leaves the
+// object as the first pass did.
+func TestUnitCacheTransformTwiceWritesNoSharedMap(t *testing.T) {
+	tf := controllers.CacheTransform()
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "l", Namespace: "n", UID: "l",
+		Labels:      map[string]string{partnersv1.LabelManagedBy: partnersv1.ManagedByValue, election.LabelAccountID: "42"},
+		Annotations: map[string]string{election.AnnotationUser: "42/a@example.com"}}}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "n", UID: "s",
+		Labels: map[string]string{partnersv1.LabelManagedBy: partnersv1.ManagedByValue}}}
+	for _, o := range []any{lease, secret} { // first passes: both hold the shared map
+		if _, err := tf(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for _, o := range []any{lease, secret} { // second passes, in two informers at once
+		wg.Go(func() {
+			if _, err := tf(o); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if !maps.Equal(lease.Labels, map[string]string{partnersv1.LabelManagedBy: partnersv1.ManagedByValue}) ||
+		reflect.ValueOf(lease.Labels).Pointer() != reflect.ValueOf(secret.Labels).Pointer() {
+		t.Fatalf("after two passes: labels %v, shared with the Secret: %v", lease.Labels,
+			reflect.ValueOf(lease.Labels).Pointer() == reflect.ValueOf(secret.Labels).Pointer())
 	}
 }
