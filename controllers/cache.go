@@ -52,9 +52,7 @@ func CacheTransform() toolscache.TransformFunc {
 		}
 		switch in.(type) {
 		case *partnersv1.PartnerAccount, *partnersv1.LoginLink, *partnersv1.PartnerConfig, *partnersv1.ClusterPartnerConfig:
-			if _, ok := obj.GetAnnotations()[lastApplied]; ok {
-				delete(obj.GetAnnotations(), lastApplied)
-			}
+			delete(obj.GetAnnotations(), lastApplied) // the object's own map (annotations are not shared)
 		}
 		// internObject gives the object maps of its own: only those are written (an object may
 		// come here twice, client-go's watch-list transforming it in its temporary store and
