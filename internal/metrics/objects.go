@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // The per-object series: one per LoginLink or PartnerAccount and metric. They are not kept
@@ -97,30 +98,59 @@ func (o *objectCollector) Collect(ch chan<- prometheus.Metric) {
 	// and the first added wins, so a scrape does not depend on a map's order.
 	type key struct{ kind, namespace, name string }
 	seen := map[key]bool{}
-	gauge := func(d *prometheus.Desc, v float64, ns, name string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, ns, name)
+	namespaces := map[string]*dto.LabelPair{}
+	// labels are one object's label pairs, sorted by name as the registry wants them: its
+	// series share them, and the objects of a namespace share its pair.
+	labels := func(ns, name string) []*dto.LabelPair {
+		nsPair, ok := namespaces[ns]
+		if !ok {
+			nsPair = &dto.LabelPair{Name: &labelNamespace, Value: &ns}
+			namespaces[ns] = nsPair
+		}
+		return []*dto.LabelPair{{Name: &labelName, Value: &name}, nsPair}
 	}
 	for _, s := range sources {
 		// A source that cannot list (its cache not synced yet) exports nothing this time.
 		_ = s.EachObject(func(l LinkState) {
 			if k := (key{"ll", l.Namespace, l.Name}); !seen[k] {
 				seen[k] = true
-				gauge(LinkReady, boolValue(l.Ready), l.Namespace, l.Name)
-				gauge(LinkSuperseded, boolValue(l.Superseded), l.Namespace, l.Name)
+				lp := labels(l.Namespace, l.Name)
+				ch <- objectMetric{LinkReady, lp, boolValue(l.Ready)}
+				ch <- objectMetric{LinkSuperseded, lp, boolValue(l.Superseded)}
 				if !l.Expires.IsZero() {
-					gauge(LinkExpiration, float64(l.Expires.Unix()), l.Namespace, l.Name)
+					ch <- objectMetric{LinkExpiration, lp, float64(l.Expires.Unix())}
 				}
 				if !l.Renews.IsZero() {
-					gauge(LinkRenewal, float64(l.Renews.Unix()), l.Namespace, l.Name)
+					ch <- objectMetric{LinkRenewal, lp, float64(l.Renews.Unix())}
 				}
 			}
 		}, func(a AccountState) {
 			if k := (key{"pa", a.Namespace, a.Name}); !seen[k] {
 				seen[k] = true
-				gauge(AccountReady, boolValue(a.Ready), a.Namespace, a.Name)
+				ch <- objectMetric{AccountReady, labels(a.Namespace, a.Name), boolValue(a.Ready)}
 			}
 		})
 	}
+}
+
+// The label names of the per-object series.
+var labelName, labelNamespace = "name", "namespace"
+
+// objectMetric is one per-object gauge. Unlike prometheus.MustNewConstMetric, which makes the
+// label pairs of each series anew (at 10,000 accounts, 110,000 series and twice as many pairs
+// in each scrape, while the cache is at its largest), an object's series share its pairs.
+type objectMetric struct {
+	desc   *prometheus.Desc
+	labels []*dto.LabelPair
+	value  float64
+}
+
+func (m objectMetric) Desc() *prometheus.Desc { return m.desc }
+
+func (m objectMetric) Write(out *dto.Metric) error {
+	out.Label = m.labels
+	out.Gauge = &dto.Gauge{Value: &m.value}
+	return nil
 }
 
 // StaticObjects is an ObjectSource of fixed objects (tests, and the alert rules' checks).
