@@ -270,6 +270,15 @@ func accountLinks(ctx context.Context, c client.Reader, d *deps, endpoint string
 	return links, users, nil
 }
 
+// noCopyReader lists without copying the cache's objects: for callers that only read them.
+// At 10,000 accounts the copies of accountRequests (every LoginLink and Lease event) were a
+// quarter of what the manager allocated.
+type noCopyReader struct{ client.Reader }
+
+func (r noCopyReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	return r.Reader.List(ctx, list, append(opts, client.UnsafeDisableDeepCopy)...)
+}
+
 // candidates returns the LoginLinks competing for the user of t, me among them; rec is the
 // user's Lease (a paused LoginLink whose link it records keeps the user).
 func (r *LoginLinkReconciler) candidates(ctx context.Context, me *partnersv1.LoginLink, endpoint string, t linkTarget,
@@ -350,7 +359,8 @@ func (r *LoginLinkReconciler) accountRequests(ctx context.Context, id int64) []r
 	if id == 0 {
 		return nil
 	}
-	links, _, err := accountLinks(ctx, r.Client, &r.deps, "", id, nil)
+	// The map functions only read names: the cache's objects are not copied.
+	links, _, err := accountLinks(ctx, noCopyReader{r.Client}, &r.deps, "", id, nil)
 	if err != nil {
 		logf.FromContext(ctx).Error(err, "Could not find the LoginLinks of an account to wake them", "account", id)
 		return nil

@@ -436,11 +436,25 @@ func (r *LoginLinkReconciler) ofLease(ctx context.Context, o client.Object) []re
 // known (or user is not).
 func (r *LoginLinkReconciler) mayBeUser(ctx context.Context, key types.NamespacedName, user string) bool {
 	ll := &partnersv1.LoginLink{}
-	if user == "" || r.Get(ctx, key, ll) != nil {
+	if user == "" || r.Get(ctx, key, ll, client.UnsafeDisableDeepCopy) != nil { // read only
 		return true
 	}
 	spec, seen := strings.ToLower(ll.Spec.UserEmail), strings.ToLower(ll.Status.UserEmail)
 	return spec == "" || seen == "" || spec == user || seen == user
+}
+
+// without returns m less key: m itself when it has no such key, else a copy.
+func without(m map[string]string, key string) map[string]string {
+	if _, ok := m[key]; !ok {
+		return m
+	}
+	out := make(map[string]string, len(m)-1)
+	for k, v := range m {
+		if k != key {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // markerOnly reports a Secret update that changed nothing but the generation marker.
@@ -450,10 +464,11 @@ func markerOnly(e event.UpdateEvent) bool {
 	if !ok1 || !ok2 {
 		return false
 	}
-	o, n = o.DeepCopy(), n.DeepCopy()
-	delete(o.Annotations, annGenerating)
-	delete(n.Annotations, annGenerating)
-	o.ResourceVersion, n.ResourceVersion = "", ""
-	o.ManagedFields, n.ManagedFields = nil, nil
-	return apiequality.Semantic.DeepEqual(o, n)
+	// Shallow copies: only the fields compared without are replaced (the cache's objects are
+	// not copied whole for each Secret event).
+	oc, nc := *o, *n
+	oc.Annotations, nc.Annotations = without(o.Annotations, annGenerating), without(n.Annotations, annGenerating)
+	oc.ResourceVersion, nc.ResourceVersion = "", ""
+	oc.ManagedFields, nc.ManagedFields = nil, nil
+	return apiequality.Semantic.DeepEqual(&oc, &nc)
 }
