@@ -12,46 +12,48 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
-func eventsAbout(t *testing.T, r *Recorder, name string, all []eventsv1.Event) int {
+// recurs records the victim's Warning, then five more times a minute apart (within the
+// series window), and returns how many Events about the victim exist.
+func recurs(t *testing.T, r *Recorder, cs *fake.Clientset, clk *clocktesting.FakeClock) int {
 	t.Helper()
+	for i := range 6 {
+		if i > 0 {
+			clk.Step(time.Minute)
+		}
+		r.Eventf(pod("victim"), nil, corev1.EventTypeWarning, "CreateFailed", "Create", "boom")
+		drain(r)
+	}
 	n := 0
-	for _, ev := range all {
-		if ev.Regarding.Name == name {
+	for _, ev := range eventsIn(t, cs) {
+		if ev.Regarding.Name == "victim" {
 			n++
 		}
 	}
 	return n
 }
 
-// An Event dropped because the queue was full is still remembered as sent: every repeat of it
-// within SeriesWindow (and each repeat moves the window) is a series patch of an Event that
-// does not exist, which send swallows on NotFound. client-go creates the Event when the patch
+// An Event dropped because the queue was full was still remembered as sent: every repeat of it
+// within SeriesWindow (and each repeat moves the window) was a series patch of an Event that
+// does not exist, which send swallowed on NotFound. client-go creates the Event when the patch
 // finds none (recordEvent: IsKeyNotFoundError -> Create). A Warning that recurs every few
-// minutes is thus never shown.
+// minutes was thus never shown.
 func TestReviewDroppedEventNeverAppearsWhileItRecurs(t *testing.T) {
 	r, cs, clk := newRecorder(t)
-	for i := range QueueSize {
+	for i := range QueueSize { // the queue full: the victim's first Warning is dropped
 		r.Eventf(pod(fmt.Sprintf("filler-%d", i)), nil, corev1.EventTypeNormal, "Filler", "Fill", "x")
 	}
-	// Queue full: this one is dropped (and logged), but remembered.
-	r.Eventf(pod("victim"), nil, corev1.EventTypeWarning, "CreateFailed", "Create", "boom")
-	drain(r)
-	for range 5 {
-		clk.Step(time.Minute)
-		r.Eventf(pod("victim"), nil, corev1.EventTypeWarning, "CreateFailed", "Create", "boom")
-		drain(r)
-	}
-	if n := eventsAbout(t, r, "victim", eventsIn(t, cs)); n == 0 {
+	if recurs(t, r, cs, clk) == 0 {
 		t.Fatalf("the Warning recurred 5 more times within the window, but no Event about it exists")
 	}
 }
 
 // Same with a Create that failed on a short API server outage (5 retriable failures): the
-// repeats patch a non-existent Event forever.
+// repeats patched a non-existent Event forever.
 func TestReviewFailedCreateNeverAppearsWhileItRecurs(t *testing.T) {
 	r, cs, clk := newRecorder(t)
 	r.retryAfter = time.Millisecond
@@ -63,14 +65,7 @@ func TestReviewFailedCreateNeverAppearsWhileItRecurs(t *testing.T) {
 		}
 		return false, nil, nil
 	})
-	r.Eventf(pod("victim"), nil, corev1.EventTypeWarning, "CreateFailed", "Create", "boom")
-	drain(r)
-	for range 5 {
-		clk.Step(time.Minute)
-		r.Eventf(pod("victim"), nil, corev1.EventTypeWarning, "CreateFailed", "Create", "boom")
-		drain(r)
-	}
-	if n := eventsAbout(t, r, "victim", eventsIn(t, cs)); n == 0 {
+	if recurs(t, r, cs, clk) == 0 {
 		t.Fatalf("the API server is back and the Warning recurred 5 times, but no Event about it exists")
 	}
 }
@@ -98,5 +93,3 @@ func TestReviewNoteTruncationKeepsValidUTF8(t *testing.T) {
 		t.Fatalf("the note on the wire has %d bytes, over the API's %d: the Event would be rejected", len(wire.Note), maxNote)
 	}
 }
-
-var _ = schema.GroupVersion{}
