@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -296,13 +297,35 @@ func run(o options) error {
 }
 
 // metricsOptions serves the metrics over HTTPS with authentication and authorization, as
-// kubebuilder scaffolds it, unless --metrics-secure=false.
+// kubebuilder scaffolds it, unless --metrics-secure=false. Either way /metrics adds the
+// per-object series to the registry's (metrics.Handler), behind the authorization.
 func metricsOptions(o options) metricsserver.Options {
 	if !o.metricsSecure {
-		return metricsserver.Options{BindAddress: o.metricsAddr}
+		return metricsserver.Options{BindAddress: o.metricsAddr, FilterProvider: objectSeries(nil)}
 	}
 	return metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: true, CertDir: o.metricsCertDir,
-		FilterProvider: metricsauth.Provider}
+		FilterProvider: objectSeries(metricsauth.Provider)}
+}
+
+// objectSeries is a FilterProvider that serves the per-object series with the registry's
+// metrics, behind the filter of auth when it is not nil.
+func objectSeries(auth func(*rest.Config, *http.Client) (metricsserver.Filter, error)) func(*rest.Config, *http.Client) (metricsserver.Filter, error) {
+	return func(config *rest.Config, httpClient *http.Client) (metricsserver.Filter, error) {
+		var authorize metricsserver.Filter
+		if auth != nil {
+			var err error
+			if authorize, err = auth(config, httpClient); err != nil {
+				return nil, err
+			}
+		}
+		return func(log logr.Logger, h http.Handler) (http.Handler, error) {
+			h = metrics.Handler(h)
+			if authorize == nil {
+				return h, nil
+			}
+			return authorize(log, h)
+		}, nil
+	}
 }
 
 // exitUnlessSynced ends the process when the caches have not synced within timeout: idling

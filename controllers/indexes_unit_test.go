@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -69,7 +70,8 @@ func TestUnitIndexesAreListedInTheirScope(t *testing.T) {
 		}
 	}
 	names := map[string]string{"indexAccountID": indexAccountID, "indexStatusAccount": indexStatusAccount,
-		"indexAccountRef": indexAccountRef, "indexWantedAccount": indexWantedAccount, "indexClaimedAccount": indexClaimedAccount}
+		"indexAccountRef": indexAccountRef, "indexWantedAccount": indexWantedAccount, "indexClaimedAccount": indexClaimedAccount,
+		"indexBucket": indexBucket}
 	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
@@ -102,5 +104,34 @@ func TestUnitIndexesAreListedInTheirScope(t *testing.T) {
 	}
 	if seen < 8 {
 		t.Errorf("found %d Lists of an index, want at least 8", seen)
+	}
+}
+
+// The buckets a scrape lists the objects by are even enough that none holds much more than
+// its share, and an object's bucket depends on its namespace and name only.
+func TestUnitBucketsSplitEvenly(t *testing.T) {
+	counts := map[string]int{}
+	const n = 25_000
+	for i := range n {
+		ll := &partnersv1.LoginLink{}
+		ll.Namespace, ll.Name = "scale", fmt.Sprintf("link-%d", i)
+		counts[bucketOf(ll)]++
+	}
+	if len(counts) != metricsBuckets {
+		t.Fatalf("%d buckets used, want %d", len(counts), metricsBuckets)
+	}
+	for b, c := range counts {
+		if c > 2*n/metricsBuckets {
+			t.Errorf("bucket %s holds %d of %d objects", b, c, n)
+		}
+	}
+	a, b := &partnersv1.PartnerAccount{}, &partnersv1.PartnerAccount{}
+	a.Namespace, a.Name, a.Status.AccountID = "ns", "x", 1
+	b.Namespace, b.Name = "ns", "x"
+	if bucketOf(a) != bucketOf(b) {
+		t.Error("the bucket depends on more than the namespace and name")
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _ = bucketOf(a) }); allocs != 0 {
+		t.Errorf("bucketOf allocates %v times", allocs)
 	}
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/fifteenth/fifteenth-operator/controllers"
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth"
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth/sim"
+	"github.com/fifteenth/fifteenth-operator/internal/metrics"
 	"github.com/fifteenth/fifteenth-operator/internal/testenv"
 )
 
@@ -404,7 +405,7 @@ func statusWrites(t *testing.T, resource string) int {
 
 // gauge returns a gauge's value for namespace/name labels, and whether it exists.
 func gauge(metric, ns, name string) (float64, bool) {
-	families, _ := ctrlmetrics.Registry.Gather()
+	families, _ := metrics.Gatherer.Gather()
 	for _, f := range families {
 		if f.GetName() != metric {
 			continue

@@ -42,7 +42,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(Objects,
+	metrics.Registry.MustRegister(
 		APIRequests, APIRequestDuration, RateLimitWait, RateLimited, RolloutRestarts)
 }
 

@@ -12,27 +12,32 @@ import (
 // The per-object series: one per LoginLink or PartnerAccount and metric. They are not kept
 // in gauge vectors: at 10,000 accounts (35,000 objects) the vectors held 110,000 series,
 // about 60 MiB of the manager's heap. Objects computes them when Prometheus scrapes, from
-// the objects' status in the manager's cache, as kube-state-metrics does.
+// the objects' status in the manager's cache, as kube-state-metrics does, and Handler writes
+// them without a registry (see expose.go).
 var (
 	// LinkExpiration is when each LoginLink's current link expires.
-	LinkExpiration = prometheus.NewDesc("fifteenth_login_link_expiration_timestamp_seconds",
-		"Unix time at which the LoginLink's current link expires.", []string{"namespace", "name"}, nil)
+	LinkExpiration = prometheus.NewDesc("fifteenth_login_link_expiration_timestamp_seconds", helpExpiration, []string{"namespace", "name"}, nil)
 	// LinkRenewal is when each LoginLink's link will be renewed.
-	LinkRenewal = prometheus.NewDesc("fifteenth_login_link_renewal_timestamp_seconds",
-		"Unix time at which the LoginLink's link will be renewed.", []string{"namespace", "name"}, nil)
+	LinkRenewal = prometheus.NewDesc("fifteenth_login_link_renewal_timestamp_seconds", helpRenewal, []string{"namespace", "name"}, nil)
 	// LinkReady is 1 when the LoginLink is Ready, else 0.
-	LinkReady = prometheus.NewDesc("fifteenth_login_link_ready",
-		"1 when the LoginLink is Ready, else 0.", []string{"namespace", "name"}, nil)
+	LinkReady = prometheus.NewDesc("fifteenth_login_link_ready", helpLinkReady, []string{"namespace", "name"}, nil)
 	// LinkSuperseded is 1 when the LoginLink is Ready=False with reason Superseded, else 0:
 	// alerts leave such links out, as fifteenth_login_link_ready cannot tell them from broken ones.
-	LinkSuperseded = prometheus.NewDesc("fifteenth_login_link_superseded",
-		"1 when a newer LoginLink holds this LoginLink's user (Ready=False, reason Superseded), else 0.", []string{"namespace", "name"}, nil)
+	LinkSuperseded = prometheus.NewDesc("fifteenth_login_link_superseded", helpSuperseded, []string{"namespace", "name"}, nil)
 	// AccountReady is 1 when the PartnerAccount is Ready, else 0.
-	AccountReady = prometheus.NewDesc("fifteenth_partner_account_ready",
-		"1 when the PartnerAccount is Ready, else 0.", []string{"namespace", "name"}, nil)
+	AccountReady = prometheus.NewDesc("fifteenth_partner_account_ready", helpAccountReady, []string{"namespace", "name"}, nil)
 
 	// Objects exports the per-object series of every source added with AddObjectSource.
 	Objects = &objectCollector{sources: map[int]ObjectSource{}}
+)
+
+// The help texts of the per-object families.
+const (
+	helpExpiration   = "Unix time at which the LoginLink's current link expires."
+	helpRenewal      = "Unix time at which the LoginLink's link will be renewed."
+	helpLinkReady    = "1 when the LoginLink is Ready, else 0."
+	helpSuperseded   = "1 when a newer LoginLink holds this LoginLink's user (Ready=False, reason Superseded), else 0."
+	helpAccountReady = "1 when the PartnerAccount is Ready, else 0."
 )
 
 // LinkState is what the series say of one LoginLink. Zero times are not exported.
@@ -48,7 +53,8 @@ type AccountState struct {
 	Ready           bool
 }
 
-// ObjectSource lists the objects to export, by calling link and account once for each. An
+// ObjectSource lists the objects to export, by calling link and account once for each (a
+// source passes an object at most once: several sources may pass the same one). An
 // object paused or in standby is not passed (not Ready on purpose: no series, no alert). A
 // source that is not ready (e.g. not the leader) passes nothing.
 type ObjectSource interface {
@@ -82,8 +88,10 @@ func (o *objectCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-func (o *objectCollector) Collect(ch chan<- prometheus.Metric) {
+// snapshot returns the sources in the order they were added.
+func (o *objectCollector) snapshot() []ObjectSource {
 	o.mu.Lock()
+	defer o.mu.Unlock()
 	ids := make([]int, 0, len(o.sources))
 	for id := range o.sources {
 		ids = append(ids, id)
@@ -93,7 +101,13 @@ func (o *objectCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, id := range ids {
 		sources = append(sources, o.sources[id])
 	}
-	o.mu.Unlock()
+	return sources
+}
+
+// Collect makes the per-object series for a registry (Gatherer, in tests). A scrape does not
+// use it: Handler writes them with WriteText.
+func (o *objectCollector) Collect(ch chan<- prometheus.Metric) {
+	sources := o.snapshot()
 	// Two sources (two managers in one test process) may see the same object: once is enough,
 	// and the first added wins, so a scrape does not depend on a map's order.
 	type key struct{ kind, namespace, name string }

@@ -146,10 +146,15 @@ read after a collection forced once all were Ready (pprof's gc=1):
 | heap allocated (go_memstats_heap_alloc_bytes) before / after all Ready / peak | %.1f / %.1f / %.1f MiB |
 | memory per object from RSS ((peak - before) / objects) | %.1f KiB |
 | one scrape of /metrics, all Ready: time / size / RSS peak after it | %v / %.1f MiB / %.0f MiB |
+| the highest RSS reading: when (since the apply began; since a /metrics scrape began) | %v; %v |
+| at it: RSS = anonymous + file-backed (the binary's pages) | %.0f = %.0f + %.0f MiB |
+| at it: heap in use (of which allocated) / freed heap not yet returned to the kernel / stacks / the runtime's own | %.1f (%.1f) / %.1f / %.1f / %.1f MiB |
 
 `, p.samples, scrapeInterval, p.scrapes, liveAfter/mib, (liveAfter-heapBefore)/1024/float64(objects),
 		heapBefore/mib, heapAfter/mib, p.heapInuse/mib, allocBefore/mib, allocAfter/mib, p.heapAlloc/mib,
-		(rssPeak-rssBefore)*1024/float64(objects), scrapeTime.Round(time.Millisecond), float64(scrapeBytes)/mib, rssAfterScrape)
+		(rssPeak-rssBefore)*1024/float64(objects), scrapeTime.Round(time.Millisecond), float64(scrapeBytes)/mib, rssAfterScrape,
+		p.atRSS.at.Round(time.Second), p.atRSS.sinceScrape.Round(time.Second), p.atRSS.rss/mib, p.atRSS.anon/mib, p.atRSS.file/mib,
+		p.atRSS.heapInuse/mib, p.atRSS.heapAlloc/mib, p.atRSS.heapUnreturned/mib, p.atRSS.stacks/mib, p.atRSS.runtime/mib)
 	b.logf("scale run: live heap %.1f MiB after a forced collection; heap peak %.1f MiB in use; one scrape %v, %.1f MiB",
 		liveAfter/mib, p.heapInuse/mib, scrapeTime.Round(time.Millisecond), float64(scrapeBytes)/mib)
 	whereTime(&b.report, m0, m1, a0, a1, p, cpu, c0, c1, elapsed)

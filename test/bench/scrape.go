@@ -161,36 +161,41 @@ func (b *bench) apiserverMetrics() (scrape, error) {
 // memStats reads the manager's runtime.MemStats from pprof's text heap profile; gc forces a
 // collection first, so that HeapAlloc is the live heap.
 func (w *world) memStats(gc bool) (heapAlloc, heapInuse float64, err error) {
+	m, err := w.memStatsAll(gc)
+	return m["HeapAlloc"], m["HeapInuse"], err
+}
+
+// memStatsAll reads the manager's runtime.MemStats from the end of its heap profile (debug=1),
+// by field name, in bytes ("Stack" and "MSpan" are the bytes in use, the first of two figures).
+func (w *world) memStatsAll(gc bool) (map[string]float64, error) {
 	url := "http://" + w.pprof + "/debug/pprof/heap?debug=1"
 	if gc {
 		url += "&gc=1"
 	}
 	resp, err := http.Get(url)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	found := 0
+	m := map[string]float64{}
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) != 4 || f[0] != "#" || f[2] != "=" {
+		if len(f) < 4 || f[0] != "#" || f[2] != "=" {
 			continue
 		}
-		v, perr := strconv.ParseFloat(f[3], 64)
-		switch {
-		case perr != nil:
-		case f[1] == "HeapAlloc":
-			heapAlloc, found = v, found+1
-		case f[1] == "HeapInuse":
-			heapInuse, found = v, found+1
+		if v, perr := strconv.ParseFloat(f[3], 64); perr == nil {
+			m[f[1]] = v
 		}
 	}
-	if found != 2 {
-		return 0, 0, fmt.Errorf("no MemStats in %s", url)
+	if _, ok := m["HeapInuse"]; !ok {
+		return nil, fmt.Errorf("no MemStats in %s", url)
 	}
-	return heapAlloc, heapInuse, sc.Err()
+	if _, ok := m["HeapAlloc"]; !ok {
+		return nil, fmt.Errorf("no MemStats in %s", url)
+	}
+	return m, sc.Err()
 }
 
 // saveHeapProfile writes the manager's heap profile (the binary format go tool pprof reads) to path.
@@ -231,11 +236,44 @@ type peaks struct {
 	heapInuse, heapAlloc float64            // bytes
 	depth                map[string]float64 // workqueue depth by controller
 	samples, scrapes     int
+	atRSS                rssPeak // the reading with the highest resident memory
+}
+
+// rssPeak is what the manager's memory was made of at the sampler's highest reading of its
+// resident memory, in bytes.
+type rssPeak struct {
+	at                   time.Duration // since the sampler started
+	sinceScrape          time.Duration // since the last /metrics scrape began
+	rss, anon, file      float64
+	heapInuse, heapAlloc float64
+	heapUnreturned       float64 // freed heap pages the runtime has not yet returned (HeapIdle - HeapReleased)
+	stacks, runtime      float64 // goroutine stacks; the runtime's own (spans, GC metadata, other)
+}
+
+// rssNow reads the manager's resident memory and its anonymous and file-backed parts, in bytes.
+func (w *world) rssNow() (rss, anon, file float64) {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.cmd.Process.Pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = kb * 1024
+		case "RssAnon:":
+			anon = kb * 1024
+		case "RssFile:":
+			file = kb * 1024
+		}
+	}
+	return rss, anon, file
 }
 
 // sampler reads the manager's /metrics every interval until stopped and keeps the peaks of
-// its heap and of each controller's workqueue depth. RSS needs no sampler: VmHWM is the
-// kernel's own peak. The manager exports series per object, so at 10,000 objects a reading
+// its heap and of each controller's workqueue depth, and what the memory was made of at its
+// highest reading of RSS (the exact peak is the kernel's own, VmHWM). The manager exports series per object, so at 10,000 objects a reading
 // costs it real work: the sampler waits at least 10 times as long as the last reading took,
 // which keeps it below a tenth of the manager's time.
 type sampler struct {
@@ -249,13 +287,19 @@ func (w *world) startSampler(interval time.Duration) *sampler {
 	s := &sampler{p: peaks{depth: map[string]float64{}}, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
-		lastScrape := time.Time{}
+		lastScrape, began := time.Time{}, time.Now()
 		for {
-			if alloc, inuse, err := w.memStats(false); err == nil {
+			if m, err := w.memStatsAll(false); err == nil {
+				rss, anon, file := w.rssNow()
 				s.mu.Lock()
 				s.p.samples++
-				s.p.heapInuse = max(s.p.heapInuse, inuse)
-				s.p.heapAlloc = max(s.p.heapAlloc, alloc)
+				s.p.heapInuse = max(s.p.heapInuse, m["HeapInuse"])
+				s.p.heapAlloc = max(s.p.heapAlloc, m["HeapAlloc"])
+				if rss > s.p.atRSS.rss {
+					s.p.atRSS = rssPeak{at: time.Since(began), sinceScrape: time.Since(lastScrape), rss: rss, anon: anon, file: file,
+						heapInuse: m["HeapInuse"], heapAlloc: m["HeapAlloc"], heapUnreturned: m["HeapIdle"] - m["HeapReleased"],
+						stacks: m["Stack"], runtime: m["MSpan"] + m["MCache"] + m["BuckHashSys"] + m["GCSys"] + m["OtherSys"]}
+				}
 				s.mu.Unlock()
 			}
 			// The workqueue depths from /metrics at Prometheus's usual interval: the scrape's

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/fifteenth/fifteenth-operator/internal/fifteenth/sim"
 )
 
@@ -202,14 +205,32 @@ func (e *e2e) scrapeMetrics(url string) {
 		if err != nil || code != http.StatusOK || !strings.Contains(body, "controller_runtime_reconcile_total") {
 			return fmt.Errorf("GET %s: %d (%w)", url, code, err)
 		}
+		// The per-object series come with the registry's, in a text Prometheus parses: the
+		// samples' PartnerAccounts are Ready.
+		p := expfmt.NewTextParser(model.LegacyValidation)
+		families, err := p.TextToMetricFamilies(strings.NewReader(body))
+		if err != nil {
+			return fmt.Errorf("GET %s: not the text format: %w", url, err)
+		}
+		ready := 0
+		for _, m := range families["fifteenth_partner_account_ready"].GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "namespace" && l.GetValue() == e.ns && m.GetGauge().GetValue() == 1 {
+					ready++
+				}
+			}
+		}
+		if ready == 0 || families["fifteenth_login_link_ready"] == nil {
+			return fmt.Errorf("GET %s: no per-object series of namespace %s yet", url, e.ns)
+		}
 		return nil
 	})
 	for _, c := range []struct {
 		what, token string
 		want        int
 	}{{"without a token", "", http.StatusUnauthorized}, {"with a token without metrics-reader", nobody, http.StatusForbidden}} {
-		if code, _, err := get(c.token); err != nil || code != c.want {
-			e.t.Fatalf("GET %s %s: %d (%v), want %d", url, c.what, code, err, c.want)
+		if code, body, err := get(c.token); err != nil || code != c.want || strings.Contains(body, "fifteenth_") {
+			e.t.Fatalf("GET %s %s: %d (%v), want %d and no series", url, c.what, code, err, c.want)
 		}
 	}
 }

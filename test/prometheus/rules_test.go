@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/yaml"
 
 	im "github.com/fifteenth/fifteenth-operator/internal/metrics"
@@ -54,7 +53,7 @@ func TestAlertsReferToExportedMetrics(t *testing.T) {
 	})()
 	im.ObserveRequest("create_account", 201, 0)
 	im.ObserveRateLimited("login-link", 0)
-	families, err := metrics.Registry.Gather()
+	families, err := im.Gatherer.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +98,7 @@ func TestLoginLinkAlertsLeaveSupersededOut(t *testing.T) {
 		{Namespace: ns, Name: "superseded", Superseded: true, Expires: now.Add(time.Hour), Renews: now.Add(-time.Hour)},
 		{Namespace: ns, Name: "healthy", Ready: true, Expires: now.Add(48 * time.Hour), Renews: now.Add(24 * time.Hour)},
 	}})()
-	families, err := metrics.Registry.Gather()
+	families, err := im.Gatherer.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
