@@ -131,38 +131,55 @@ var families = []family{
 	{name: "fifteenth_partner_account_ready", help: helpAccountReady, account: func(a AccountState) (float64, bool) { return boolValue(a.Ready), true }},
 }
 
-// WriteText writes the per-object series of every source in the text exposition format, one
-// family at a time (each a pass over the sources: a family's series must be together), each
-// series a line written as it is read. A family without series is left out, as a registry
-// does. When two sources pass the same object, the first added wins. It returns the first
-// write error (the scraper went away).
+// WriteText writes the per-object series of every source in the text exposition format. It
+// reads the sources once, keeping what the series say of each object (under 100 bytes a
+// LoginLink: its name and namespace are the cache's strings), then writes one family after the
+// other (a family's series must be together), each series a line. A family without series is
+// left out, as a registry does. When two sources pass the same object, the first added wins.
+// It returns the first write error (the scraper went away).
 func (o *objectCollector) WriteText(w *bufio.Writer) error {
 	sources := o.snapshot()
-	var line []byte
-	for _, f := range families {
-		// seen is needed only when several sources (several managers in one test process)
-		// may pass the same object.
-		var seen map[string]bool
-		if len(sources) > 1 {
-			seen = map[string]bool{}
-		}
-		first := func(ns, name string) bool {
-			if seen == nil {
-				return true
-			}
-			k := ns + "/" + name
-			if seen[k] {
-				return false
-			}
-			seen[k] = true
+	links := make([]LinkState, 0, o.links.Load())
+	accounts := make([]AccountState, 0, o.accounts.Load())
+	// seen is needed only when several sources (several managers in one test process) may
+	// pass the same object.
+	type key struct {
+		link            bool
+		namespace, name string
+	}
+	var seen map[key]bool
+	first := func(k key) bool {
+		if seen == nil {
 			return true
 		}
-		wroteHeader := false
-		var werr error
-		emit := func(ns, name string, v float64) {
-			if werr != nil || !first(ns, name) {
-				return
+		if seen[k] {
+			return false
+		}
+		seen[k] = true
+		return true
+	}
+	if len(sources) > 1 {
+		seen = map[key]bool{}
+	}
+	for _, s := range sources {
+		// A source that cannot list (its cache not synced yet) exports nothing this time.
+		_ = s.EachObject(func(l LinkState) {
+			if first(key{true, l.Namespace, l.Name}) {
+				links = append(links, l)
 			}
+		}, func(a AccountState) {
+			if first(key{false, a.Namespace, a.Name}) {
+				accounts = append(accounts, a)
+			}
+		})
+	}
+	o.links.Store(int64(len(links)))
+	o.accounts.Store(int64(len(accounts)))
+
+	var line []byte
+	for _, f := range families {
+		wroteHeader := false
+		emit := func(ns, name string, v float64) error {
 			if !wroteHeader {
 				wroteHeader = true
 				line = append(line[:0], "# HELP "...)
@@ -172,8 +189,8 @@ func (o *objectCollector) WriteText(w *bufio.Writer) error {
 				line = append(line, "\n# TYPE "...)
 				line = append(line, f.name...)
 				line = append(line, " gauge\n"...)
-				if _, werr = w.Write(line); werr != nil {
-					return
+				if _, err := w.Write(line); err != nil {
+					return err
 				}
 			}
 			line = append(line[:0], f.name...)
@@ -184,26 +201,26 @@ func (o *objectCollector) WriteText(w *bufio.Writer) error {
 			line = append(line, `"} `...)
 			line = appendFloat(line, v)
 			line = append(line, '\n')
-			_, werr = w.Write(line)
+			_, err := w.Write(line)
+			return err
 		}
-		for _, s := range sources {
-			// A source that cannot list (its cache not synced yet) exports nothing this time.
-			_ = s.EachObject(func(l LinkState) {
-				if f.link != nil {
-					if v, ok := f.link(l); ok {
-						emit(l.Namespace, l.Name, v)
+		if f.link != nil {
+			for i := range links {
+				if v, ok := f.link(links[i]); ok {
+					if err := emit(links[i].Namespace, links[i].Name, v); err != nil {
+						return err
 					}
 				}
-			}, func(a AccountState) {
-				if f.account != nil {
-					if v, ok := f.account(a); ok {
-						emit(a.Namespace, a.Name, v)
+			}
+		}
+		if f.account != nil {
+			for i := range accounts {
+				if v, ok := f.account(accounts[i]); ok {
+					if err := emit(accounts[i].Namespace, accounts[i].Name, v); err != nil {
+						return err
 					}
 				}
-			})
-		}
-		if werr != nil {
-			return werr
+			}
 		}
 	}
 	return nil

@@ -184,9 +184,10 @@ func TestHandlerLeavesEmptyFamiliesOut(t *testing.T) {
 	}
 }
 
-// A scrape writes each series as it reads it: at 10,000 accounts (110,000 series), the
-// registry kept a message per series until the last was encoded, about 30 MiB at the moment
-// the cache is largest. WriteText allocates nothing per object.
+// A scrape keeps under 100 bytes per object and writes each series as a line: at 10,000
+// accounts (110,000 series), the registry kept a message per series until the last was
+// encoded, about 30 MiB at the moment the cache is largest. WriteText allocates a few times
+// per scrape (its two slices, sized from the last scrape), not per object.
 func TestWriteTextAllocatesNothingPerObject(t *testing.T) {
 	links := make([]LinkState, 1000)
 	for i := range links {
@@ -202,6 +203,6 @@ func TestWriteTextAllocatesNothingPerObject(t *testing.T) {
 	}) / float64(len(links))
 	t.Logf("allocations per LoginLink (4 series): %.3f", perLink)
 	if perLink > 0.05 {
-		t.Fatalf("%.3f allocations per LoginLink, want none", perLink)
+		t.Fatalf("%.3f allocations per LoginLink, want a few per scrape", perLink)
 	}
 }

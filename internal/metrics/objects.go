@@ -3,6 +3,7 @@ package metrics
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,6 +66,8 @@ type objectCollector struct {
 	mu      sync.Mutex
 	next    int
 	sources map[int]ObjectSource
+	// links and accounts are how many objects the last WriteText read, to size the next.
+	links, accounts atomic.Int64
 }
 
 // AddObjectSource exports the objects of s until the returned function is called.

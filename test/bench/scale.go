@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // mainControllers are the controllers the scale run exercises, each with managerConcurrency workers.
@@ -22,6 +24,8 @@ type idleResult struct {
 	writes       map[string]float64 // the manager's own writes by method
 	requests     float64            // all the manager's requests to kube-apiserver
 	end          scrape             // the manager's metrics at the end
+	rss, rssPeak float64            // the manager's RSS at the end, and its peak since it started (MiB)
+	scrapes      int                // readings of /metrics during the resync
 }
 
 // idle waits, restarting nothing, for the manager's next resync of every object (its
@@ -46,11 +50,19 @@ func (w *world) idle(accounts, objects int) (idleResult, error) {
 	period := w.b.o.idleSync
 	w.b.logf("idle: counting over one resync (--sync-period %v) of the %d Ready objects", period, objects)
 	var m1 scrape
+	// The reconcile counts come from /metrics, which at 10,000 accounts takes the manager
+	// seconds to write: as the sampler does, wait at least 10 times as long as the last reading
+	// took (and a second), so that the readings cost the manager under a tenth of its time, as
+	// a Prometheus scraping every 30 s would.
+	wait := time.Second
 	for {
-		time.Sleep(time.Second)
+		time.Sleep(wait)
+		began := time.Now()
 		if m1, err = w.managerMetrics(); err != nil {
 			return r, err
 		}
+		r.scrapes++
+		wait = max(time.Second, 10*time.Since(began))
 		pa := delta(m0, m1, "controller_runtime_reconcile_total", `controller="partneraccount"`)
 		ll := delta(m0, m1, "controller_runtime_reconcile_total", `controller="loginlink"`)
 		resynced := pa >= float64(accounts) && ll >= float64(objects-accounts)
@@ -64,6 +76,7 @@ func (w *world) idle(accounts, objects int) (idleResult, error) {
 		}
 	}
 	r.window = time.Since(start)
+	r.rss, r.rssPeak = w.rss()
 	st1, err := w.stats()
 	if err != nil {
 		return r, err
@@ -96,11 +109,16 @@ func (w *world) idle(accounts, objects int) (idleResult, error) {
 	if r.apiCalls > 0 {
 		w.b.fail("idle: %d API calls during a resync of Ready objects", r.apiCalls)
 	}
+	if lim := w.b.o.memoryLimit; lim != "" {
+		if q, err := resource.ParseQuantity(lim); err == nil && r.rssPeak*mib > float64(q.Value()) {
+			w.b.fail("the manager's resident memory peaked at %.0f MiB, over the %s limit it was told: a container would be OOM-killed", r.rssPeak, lim)
+		}
+	}
 	if r.reconciles > 0 && float64(r.statusWrites) > 0.01*r.reconciles {
 		w.b.fail("idle: %d status writes for %.0f reconciles (more than 1%%)", r.statusWrites, r.reconciles)
 	}
-	w.b.logf("idle: %.0f reconciles in %v, %d API calls, %d status writes, manager writes %v", r.reconciles,
-		r.window.Round(time.Second), r.apiCalls, r.statusWrites, r.writes)
+	w.b.logf("idle: %.0f reconciles in %v, %d API calls, %d status writes, manager writes %v; RSS %.0f MiB, peak %.0f MiB", r.reconciles,
+		r.window.Round(time.Second), r.apiCalls, r.statusWrites, r.writes, r.rss, r.rssPeak)
 	return r, nil
 }
 
@@ -211,9 +229,12 @@ least as many times as it has objects, and the queues were empty.
 | all the manager's requests to kube-apiserver | %.0f |
 | metric series the manager exports (non-comment lines of /metrics) | %d |
 | the largest metric families (series) | %s |
+| readings of /metrics during the resync | %d |
+| manager RSS at the end of the resync / its peak since it started (scale run and resync) | %.0f MiB / %.0f MiB |
 
 `, objects, b.o.idleSync, ir.window.Round(time.Second), ir.reconciles, ir.apiCalls, ir.statusWrites,
-		ratio(float64(ir.statusWrites), ir.reconciles), writes, ir.requests, ir.end.series, strings.Join(ir.end.families(5), ", "))
+		ratio(float64(ir.statusWrites), ir.reconciles), writes, ir.requests, ir.end.series, strings.Join(ir.end.families(5), ", "),
+		ir.scrapes, ir.rss, ir.rssPeak)
 }
 
 // writeFloor measures and reports the control plane's write floor for the scale run's writes.
