@@ -155,16 +155,18 @@ func eligible(ll *partnersv1.LoginLink) bool {
 // claimantsIn returns the PartnerAccounts that claim an account at endpoint, oldest first
 // (endpoint "": at any endpoint), in every namespace: from the manager's cache, or from the
 // cluster-wide claims cache when the manager watches only some namespaces (Config.ClusterWideClaims),
-// together with the manager's cache when the claims cache leaves its namespaces out.
+// together with the manager's cache when the claims cache leaves its namespaces out. It runs in
+// every pass of both controllers: the caches' objects are not copied, and the PartnerAccounts
+// returned (their maps, slices and pointers shared with the cache) are only read.
 func (d *deps) claimantsIn(ctx context.Context, endpoint string, id int64) ([]partnersv1.PartnerAccount, error) {
 	var list partnersv1.PartnerAccountList
-	if err := d.claims.List(ctx, &list, client.MatchingFields{indexClaimedAccount: idString(id)}); err != nil {
+	if err := d.claims.List(ctx, &list, client.MatchingFields{indexClaimedAccount: idString(id)}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("cannot list the PartnerAccounts of account %d: %w", id, err)
 	}
 	if d.ownClaims != nil {
 		// A shard whose claims cache leaves out its own namespaces: their claims are in its cache.
 		var own partnersv1.PartnerAccountList
-		if err := d.ownClaims.List(ctx, &own, client.MatchingFields{indexClaimedAccount: idString(id)}); err != nil {
+		if err := d.ownClaims.List(ctx, &own, client.MatchingFields{indexClaimedAccount: idString(id)}, client.UnsafeDisableDeepCopy); err != nil {
 			return nil, fmt.Errorf("cannot list the PartnerAccounts of account %d: %w", id, err)
 		}
 		list.Items = append(list.Items, own.Items...)
@@ -204,6 +206,8 @@ func (r *LoginLinkReconciler) home(ctx context.Context, endpoint string, id int6
 // accountLinks returns the LoginLinks that act on an account, by spec.accountID or through a
 // PartnerAccount that claims it, with the user each acts for ("" while unknown). claimant, if
 // not nil, is a PartnerAccount that claims the account although the cache may not show it yet.
+// Every caller reads c through noCopyReader: the LoginLinks returned share their maps, slices
+// and pointers with the cache and must only be read.
 func accountLinks(ctx context.Context, c client.Reader, d *deps, endpoint string, id int64, claimant *partnersv1.PartnerAccount) ([]partnersv1.LoginLink, []string, error) {
 	pas, err := d.claimantsIn(ctx, endpoint, id)
 	if err != nil {
@@ -283,7 +287,8 @@ func (r noCopyReader) List(ctx context.Context, list client.ObjectList, opts ...
 // user's Lease (a paused LoginLink whose link it records keeps the user).
 func (r *LoginLinkReconciler) candidates(ctx context.Context, me *partnersv1.LoginLink, endpoint string, t linkTarget,
 	rec *election.Record) ([]election.Candidate, error) {
-	links, users, err := accountLinks(ctx, r.Client, &r.deps, endpoint, t.accountID, nil)
+	// Only read: the cache's objects are not copied (noCopyReader).
+	links, users, err := accountLinks(ctx, noCopyReader{r.Client}, &r.deps, endpoint, t.accountID, nil)
 	if err != nil {
 		return nil, err
 	}

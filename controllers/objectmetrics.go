@@ -33,9 +33,10 @@ func (m objectMetrics) EachObject(link func(metrics.LinkState), account func(met
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
 	// Read only: the cache's objects are not copied, but a List copies each struct into its
-	// Items: one bucket (indexBucket) at a time keeps that a 32nd of the objects.
-	var lls partnersv1.LoginLinkList
+	// Items: one bucket (indexBucket) at a time keeps that a 32nd of the objects. Each List has
+	// a list of its own: the cache of several namespaces deep-copies the list it is given.
 	for _, b := range bucketNames {
+		var lls partnersv1.LoginLinkList
 		if err := m.c.List(ctx, &lls, client.MatchingFields{indexBucket: b}, client.UnsafeDisableDeepCopy); err != nil {
 			return err
 		}
@@ -57,8 +58,8 @@ func (m objectMetrics) EachObject(link func(metrics.LinkState), account func(met
 			link(s)
 		}
 	}
-	var pas partnersv1.PartnerAccountList
 	for _, b := range bucketNames {
+		var pas partnersv1.PartnerAccountList
 		if err := m.c.List(ctx, &pas, client.MatchingFields{indexBucket: b}, client.UnsafeDisableDeepCopy); err != nil {
 			return err
 		}

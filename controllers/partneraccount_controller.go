@@ -614,7 +614,9 @@ func (r *PartnerAccountReconciler) summarise(ctx context.Context, pa *partnersv1
 	if holder.Status.ExpiresAt != nil {
 		pa.Status.LoginLinkExpiresAt = holder.Status.ExpiresAt
 	}
-	links, users, err := accountLinks(ctx, r.Client, &r.deps, cfg.Endpoint, pa.Status.AccountID, pa)
+	// Only read (strings and times into pa's status, which are not shared mutably): the
+	// cache's objects are not copied (noCopyReader).
+	links, users, err := accountLinks(ctx, noCopyReader{r.Client}, &r.deps, cfg.Endpoint, pa.Status.AccountID, pa)
 	if err != nil {
 		return err
 	}

@@ -254,26 +254,42 @@ func (w *window) join(id string, wake func()) int {
 // it) frees, one window after it. After a 429 the line waits for the reset, then moves at the
 // rate's average pace (one place per Per/N), so that the API's count, which this client does
 // not know, is not met by the whole line at once.
+//
+// When the window holds fewer calls than N leaves room for all k places, no place waits for a
+// call of the window and the calls are neither copied nor sorted: with a generous rate (the
+// documented limits lifted, or a quiet key) a window can hold thousands of calls, and this
+// runs for every reservation.
 func (l *SlidingWindow) schedule(w *window, now time.Time, k int) []time.Time {
 	n := max(l.rate.N, 1)
-	times := make([]time.Time, 0, len(w.events)+k)
-	for _, e := range w.events {
-		times = append(times, e.at)
+	m := len(w.events)
+	// calls are the window's calls by time, read only when a place waits for one of them.
+	var calls []time.Time
+	if m+k > n {
+		calls = make([]time.Time, 0, m)
+		for _, e := range w.events {
+			calls = append(calls, e.at)
+		}
+		slices.SortFunc(calls, func(a, b time.Time) int { return a.Compare(b) })
 	}
-	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
-	m := len(times)
+	places := make([]time.Time, 0, k)
 	blocked := w.blockedUntil.After(now)
 	for j := range k {
 		t := now
+		// The slot of place j frees one window after the (m+j-n)-th call, counting the window's
+		// calls, then the places before j.
 		if i := m + j - n; i >= 0 {
-			t = later(t, times[i].Add(l.rate.Per))
+			if i < m {
+				t = later(t, calls[i].Add(l.rate.Per))
+			} else {
+				t = later(t, places[i-m].Add(l.rate.Per))
+			}
 		}
 		if blocked {
 			t = later(t, w.blockedUntil.Add(time.Duration(j)*l.rate.Per/time.Duration(n)))
 		}
-		times = append(times, t)
+		places = append(places, t)
 	}
-	return times[m:]
+	return places
 }
 
 func later(a, b time.Time) time.Time {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -22,7 +23,19 @@ import (
 // cache instead, one family after the other; objects is the registry the tests gather from.
 var objects = prometheus.NewRegistry()
 
-func init() { objects.MustRegister(Objects) }
+func init() {
+	objects.MustRegister(Objects)
+	// The per-object families' names are taken in controller-runtime's registry too, so that
+	// no other collector registered there can export a family of the same name (/metrics
+	// would then write it twice): a collector that describes them and collects nothing.
+	metrics.Registry.MustRegister(reserved{})
+}
+
+// reserved describes the per-object families and collects nothing: Handler writes them.
+type reserved struct{}
+
+func (reserved) Describe(ch chan<- *prometheus.Desc) { Objects.Describe(ch) }
+func (reserved) Collect(chan<- prometheus.Metric)    {}
 
 // Gatherer gathers everything /metrics serves: controller-runtime's registry (where this
 // package's other metrics are) and the per-object series. For tests; Handler serves a scrape.
@@ -71,7 +84,15 @@ func Handler(inner http.Handler) http.Handler {
 		if _, err := bw.Write(rec.body.Bytes()); err != nil {
 			return // the scraper went away
 		}
-		if err := Objects.WriteText(bw); err != nil {
+		// ?name[]=... asks for some families only: inner kept those of its own.
+		var only map[string]bool
+		if names := r.URL.Query()["name[]"]; len(names) > 0 {
+			only = map[string]bool{}
+			for _, n := range names {
+				only[n] = true
+			}
+		}
+		if err := Objects.WriteText(bw, only); err != nil {
 			return
 		}
 		_ = bw.Flush()
@@ -81,9 +102,19 @@ func Handler(inner http.Handler) http.Handler {
 func acceptsGzip(r *http.Request) bool {
 	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
 		enc, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.EqualFold(strings.TrimSpace(enc), "gzip") && strings.ReplaceAll(params, " ", "") != "q=0" {
-			return true
+		if !strings.EqualFold(strings.TrimSpace(enc), "gzip") {
+			continue
 		}
+		// A weight of zero (q=0, q=0.0, Q=0.000) refuses it.
+		for _, p := range strings.Split(params, ";") {
+			k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+			if strings.EqualFold(strings.TrimSpace(k), "q") {
+				if q, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && q == 0 {
+					return false
+				}
+			}
+		}
+		return true
 	}
 	return false
 }
@@ -137,7 +168,13 @@ var families = []family{
 // other (a family's series must be together), each series a line. A family without series is
 // left out, as a registry does. When two sources pass the same object, the first added wins.
 // It returns the first write error (the scraper went away).
-func (o *objectCollector) WriteText(w *bufio.Writer) error {
+//
+// only, when not nil, names the families to write (a scrape's name[] parameters); the sources
+// are not read when it names none of them.
+func (o *objectCollector) WriteText(w *bufio.Writer, only map[string]bool) error {
+	if only != nil && !slices.ContainsFunc(families, func(f family) bool { return only[f.name] }) {
+		return nil
+	}
 	sources := o.snapshot()
 	links := make([]LinkState, 0, o.links.Load())
 	accounts := make([]AccountState, 0, o.accounts.Load())
@@ -178,6 +215,9 @@ func (o *objectCollector) WriteText(w *bufio.Writer) error {
 
 	var line []byte
 	for _, f := range families {
+		if only != nil && !only[f.name] {
+			continue
+		}
 		wroteHeader := false
 		emit := func(ns, name string, v float64) error {
 			if !wroteHeader {

@@ -197,7 +197,7 @@ func TestWriteTextAllocatesNothingPerObject(t *testing.T) {
 	defer AddObjectSource(StaticObjects{Links: links})()
 	bw := bufio.NewWriterSize(io.Discard, 32<<10)
 	perLink := testing.AllocsPerRun(10, func() {
-		if err := Objects.WriteText(bw); err != nil {
+		if err := Objects.WriteText(bw, nil); err != nil {
 			t.Fatal(err)
 		}
 	}) / float64(len(links))

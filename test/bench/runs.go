@@ -133,8 +133,9 @@ limits are lifted in this run (simulator and manager alike): it measures the ope
 		creates, n, links, n, gets, n, tooMany, b.o.noise, rssBefore, rssAfter, rssPeak,
 		(rssPeak-rssBefore)*1024/float64(objects), recAfter-recBefore, (recAfter-recBefore)/elapsed.Seconds(),
 		lr.ReadyValid, lr.Ready, lr.UsersOK, lr.Users)
-	fmt.Fprintf(&b.report, `The heap, read from the manager's runtime.MemStats (pprof's heap profile, which costs the
-manager nothing per object) every 500 ms during the run (%d readings); /metrics was scraped
+	fmt.Fprintf(&b.report, `The manager's RSS was read from /proc every 500 ms during the run; its heap, from its
+runtime.MemStats (at the end of pprof's heap profile, which costs it a few MB to write), every
+10 s and at each new high of RSS (%d readings); /metrics was scraped
 every %v as a Prometheus would (%d scrapes), so its cost is in the peaks. The live heap is
 read after a collection forced once all were Ready (pprof's gc=1):
 
