@@ -75,7 +75,7 @@ fuzz: ## Fuzz the client's answer decoding and the renewal-time function for FUZ
 
 BENCH_ARGS ?=
 .PHONY: bench
-bench: envtest ## Measure scale, rate limits and steady state; write bench/results.md (BENCH_ARGS=-n 500 to scale down; BENCH_ARGS="-n 10000 -idle-sync-period 3m -out bench/results-10000.md" for the 10,000 run, about 40 min).
+bench: envtest ## Measure scale, rate limits and steady state; write bench/results.md (BENCH_ARGS=-n 500 to scale down; BENCH_ARGS="-n 10000 -idle-sync-period 3m -out bench/results-10000.md" for the 10,000 run, about 16 min).
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./test/bench $(BENCH_ARGS)
 
 .PHONY: test-faults
