@@ -267,7 +267,7 @@ func TestReview3InnerFailure(t *testing.T) {
 		ch <- prometheus.NewInvalidMetric(prometheus.NewDesc("broken", "Broken.", nil, nil), errors.New("boom"))
 	}))
 	for _, h := range []http.Handler{promhttp.HandlerFor(reg, innerOpts),
-		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "x", 503) })} {
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "x", http.StatusServiceUnavailable) })} {
 		w := review3Serve(Handler(h), http.MethodGet, "/metrics", map[string]string{"Accept": prom3Accept, "Accept-Encoding": "gzip"})
 		if w.Code < 500 || w.Header().Get("Content-Encoding") != "" || strings.Contains(w.Body.String(), "fifteenth_") ||
 			!strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain; charset=utf-8") {
