@@ -72,36 +72,23 @@ func TestUnitIndexesAreListedInTheirScope(t *testing.T) {
 	names := map[string]string{"indexAccountID": indexAccountID, "indexStatusAccount": indexStatusAccount,
 		"indexAccountRef": indexAccountRef, "indexWantedAccount": indexWantedAccount, "indexClaimedAccount": indexClaimedAccount,
 		"indexBucket": indexBucket}
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
 	lists := regexp.MustCompile(`client\.MatchingFields\{(index\w+):`)
 	seen := 0
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
+	eachSourceLine(t, func(f string, i int, line string) {
+		m := lists.FindStringSubmatch(line)
+		if m == nil {
+			return
 		}
-		src, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
+		seen++
+		scope, ok := scopes[names[m[1]]]
+		if !ok {
+			t.Errorf("%s:%d lists %s, which SetupIndexes does not register", f, i, m[1])
+			return
 		}
-		for i, line := range strings.Split(string(src), "\n") {
-			m := lists.FindStringSubmatch(line)
-			if m == nil {
-				continue
-			}
-			seen++
-			scope, ok := scopes[names[m[1]]]
-			if !ok {
-				t.Errorf("%s:%d lists %s, which SetupIndexes does not register", f, i+1, m[1])
-				continue
-			}
-			if namespaced := strings.Contains(line, "client.InNamespace("); namespaced != bool(scope) {
-				t.Errorf("%s:%d lists %s in the wrong scope (namespaced %v)", f, i+1, m[1], namespaced)
-			}
+		if namespaced := strings.Contains(line, "client.InNamespace("); namespaced != bool(scope) {
+			t.Errorf("%s:%d lists %s in the wrong scope (namespaced %v)", f, i, m[1], namespaced)
 		}
-	}
+	})
 	if seen < 8 {
 		t.Errorf("found %d Lists of an index, want at least 8", seen)
 	}
@@ -140,11 +127,29 @@ func TestUnitBucketsSplitEvenly(t *testing.T) {
 // what it returns, so they list without copying the cache's objects (at 10,000 accounts the
 // copies were about 1 GB of what the manager allocated).
 func TestUnitAccountLinksCopiesNothing(t *testing.T) {
+	calls := 0
+	eachSourceLine(t, func(f string, i int, line string) {
+		if !strings.Contains(line, "accountLinks(ctx, ") {
+			return
+		}
+		calls++
+		if !strings.Contains(line, "accountLinks(ctx, noCopyReader{") {
+			t.Errorf("%s:%d: accountLinks reads through a copying client", f, i)
+		}
+	})
+	if calls < 3 {
+		t.Fatalf("found %d calls of accountLinks", calls)
+	}
+}
+
+// eachSourceLine calls fn with each line (numbered from 1) of the package's Go files, tests
+// left out.
+func eachSourceLine(t *testing.T, fn func(file string, n int, line string)) {
+	t.Helper()
 	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
 	}
-	calls := 0
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
 			continue
@@ -154,16 +159,7 @@ func TestUnitAccountLinksCopiesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, line := range strings.Split(string(src), "\n") {
-			if !strings.Contains(line, "accountLinks(ctx, ") {
-				continue
-			}
-			calls++
-			if !strings.Contains(line, "accountLinks(ctx, noCopyReader{") {
-				t.Errorf("%s:%d: accountLinks reads through a copying client", f, i+1)
-			}
+			fn(f, i+1, line)
 		}
-	}
-	if calls < 3 {
-		t.Fatalf("found %d calls of accountLinks", calls)
 	}
 }

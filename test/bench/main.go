@@ -360,21 +360,8 @@ func (w *world) metric(name string) (float64, error) {
 
 // rss returns the manager's resident memory now and at its peak, in MiB.
 func (w *world) rss() (now, peak float64) {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.cmd.Process.Pid))
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "VmRSS:":
-			now = kb / 1024
-		case "VmHWM:":
-			peak = kb / 1024
-		}
-	}
-	return now, peak
+	st := procStatus(w.cmd.Process.Pid)
+	return st["VmRSS:"] / mib, st["VmHWM:"] / mib
 }
 
 func (w *world) stats() (sim.Stats, error) {

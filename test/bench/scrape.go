@@ -252,23 +252,23 @@ type rssPeak struct {
 
 // rssNow reads the manager's resident memory and its anonymous and file-backed parts, in bytes.
 func (w *world) rssNow() (rss, anon, file float64) {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.cmd.Process.Pid))
+	st := procStatus(w.cmd.Process.Pid)
+	return st["VmRSS:"], st["RssAnon:"], st["RssFile:"]
+}
+
+// procStatus reads the /proc/<pid>/status figures given in kB, in bytes, by field ("VmRSS:",
+// "VmHWM:", ...).
+func procStatus(pid int) map[string]float64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	st := map[string]float64{}
 	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "VmRSS:":
-			rss = kb * 1024
-		case "RssAnon:":
-			anon = kb * 1024
-		case "RssFile:":
-			file = kb * 1024
+		if f := strings.Fields(line); len(f) == 3 && f[2] == "kB" {
+			if kb, err := strconv.ParseFloat(f[1], 64); err == nil {
+				st[f[0]] = kb * 1024
+			}
 		}
 	}
-	return rss, anon, file
+	return st
 }
 
 // sampler reads the manager's /metrics every interval until stopped and keeps the peaks of

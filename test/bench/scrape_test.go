@@ -101,3 +101,11 @@ func TestCPUSeconds(t *testing.T) {
 		t.Errorf("cpuSeconds = %v, want > 0", v)
 	}
 }
+
+func TestProcStatus(t *testing.T) {
+	st := procStatus(os.Getpid())
+	rss, hwm, anon, file := st["VmRSS:"], st["VmHWM:"], st["RssAnon:"], st["RssFile:"]
+	if rss <= 0 || hwm < rss || anon <= 0 || file <= 0 || anon+file > rss+st["RssShmem:"]+4096 {
+		t.Fatalf("VmRSS %v VmHWM %v RssAnon %v RssFile %v", rss, hwm, anon, file)
+	}
+}
