@@ -140,10 +140,12 @@ func (b *bufferedResponse) Write(p []byte) (int, error) {
 	return b.body.Write(p)
 }
 
-// family is one per-object metric family as Handler writes it.
+// family is one per-object metric family: Handler writes it (name, help), Collect makes it
+// (desc), and both take an object's series from link or account.
 type family struct {
 	name, help string
-	// value says the object's series of this family, if it has one.
+	desc       *prometheus.Desc
+	// link or account says the object's series of this family, if it has one.
 	link    func(LinkState) (float64, bool)
 	account func(AccountState) (float64, bool)
 }
@@ -151,15 +153,15 @@ type family struct {
 // families are the per-object families in the order Handler writes them (by name, as a
 // registry does).
 var families = []family{
-	{name: "fifteenth_login_link_expiration_timestamp_seconds", help: helpExpiration, link: func(l LinkState) (float64, bool) {
+	{name: "fifteenth_login_link_expiration_timestamp_seconds", help: helpExpiration, desc: LinkExpiration, link: func(l LinkState) (float64, bool) {
 		return float64(l.Expires.Unix()), !l.Expires.IsZero()
 	}},
-	{name: "fifteenth_login_link_ready", help: helpLinkReady, link: func(l LinkState) (float64, bool) { return boolValue(l.Ready), true }},
-	{name: "fifteenth_login_link_renewal_timestamp_seconds", help: helpRenewal, link: func(l LinkState) (float64, bool) {
+	{name: "fifteenth_login_link_ready", help: helpLinkReady, desc: LinkReady, link: func(l LinkState) (float64, bool) { return boolValue(l.Ready), true }},
+	{name: "fifteenth_login_link_renewal_timestamp_seconds", help: helpRenewal, desc: LinkRenewal, link: func(l LinkState) (float64, bool) {
 		return float64(l.Renews.Unix()), !l.Renews.IsZero()
 	}},
-	{name: "fifteenth_login_link_superseded", help: helpSuperseded, link: func(l LinkState) (float64, bool) { return boolValue(l.Superseded), true }},
-	{name: "fifteenth_partner_account_ready", help: helpAccountReady, account: func(a AccountState) (float64, bool) { return boolValue(a.Ready), true }},
+	{name: "fifteenth_login_link_superseded", help: helpSuperseded, desc: LinkSuperseded, link: func(l LinkState) (float64, bool) { return boolValue(l.Superseded), true }},
+	{name: "fifteenth_partner_account_ready", help: helpAccountReady, desc: AccountReady, account: func(a AccountState) (float64, bool) { return boolValue(a.Ready), true }},
 }
 
 // WriteText writes the per-object series of every source in the text exposition format. It

@@ -3,7 +3,6 @@ package metrics
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"fmt"
 	"io"
 	"net/http"
@@ -35,24 +34,24 @@ func exposeObjects() StaticObjects {
 }
 
 // serve scrapes Handler wrapped around a registry's handler, with the given request headers.
-func serve(t *testing.T, reg *prometheus.Registry, path string, header map[string]string) *httptest.ResponseRecorder {
-	t.Helper()
-	inner := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError})
-	r := httptest.NewRequest(http.MethodGet, path, nil)
-	for k, v := range header {
-		r.Header.Set(k, v)
-	}
-	w := httptest.NewRecorder()
-	Handler(inner).ServeHTTP(w, r)
-	return w
+func serve(reg *prometheus.Registry, path string, header map[string]string) *httptest.ResponseRecorder {
+	return review3Serve(Handler(promhttp.HandlerFor(reg, innerOpts)), http.MethodGet, path, header)
+}
+
+// failingRegistry is a registry whose Gather fails.
+func failingRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.CollectorFunc(func(ch chan<- prometheus.Metric) {
+		ch <- prometheus.NewInvalidMetric(prometheus.NewDesc("broken", "Broken.", nil, nil), fmt.Errorf("boom"))
+	}))
+	return reg
 }
 
 // canonical parses a text exposition and writes it back with families and series sorted, so
 // that two expositions of the same series compare equal.
 func canonical(t *testing.T, text []byte) string {
 	t.Helper()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(bytes.NewReader(text))
+	fams, err := parseText(model.UTF8Validation, bytes.NewReader(text))
 	if err != nil {
 		t.Fatalf("not the text format: %v\n%s", err, text)
 	}
@@ -104,7 +103,7 @@ func TestHandlerServesWhatARegistryWould(t *testing.T) {
 	wantText := canonicalFamilies(t, byName)
 	for _, accept := range []string{"", "text/plain;version=0.0.4", "application/openmetrics-text;version=1.0.0",
 		"application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"} {
-		w := serve(t, reg, "/metrics", map[string]string{"Accept": accept})
+		w := serve(reg, "/metrics", map[string]string{"Accept": accept})
 		if w.Code != http.StatusOK || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain; version=0.0.4") {
 			t.Fatalf("Accept %q: %d %q", accept, w.Code, w.Header().Get("Content-Type"))
 		}
@@ -129,25 +128,20 @@ func TestHandlerServesWhatARegistryWould(t *testing.T) {
 func TestHandlerGzipsWhenAsked(t *testing.T) {
 	defer AddObjectSource(exposeObjects())()
 	reg := prometheus.NewRegistry()
-	plain := serve(t, reg, "/metrics", nil)
+	plain := serve(reg, "/metrics", nil)
 	if plain.Header().Get("Content-Encoding") != "" {
 		t.Fatalf("Content-Encoding %q without Accept-Encoding", plain.Header().Get("Content-Encoding"))
 	}
 	for _, ae := range []string{"gzip", "deflate, gzip;q=0.9", "GZIP"} {
-		w := serve(t, reg, "/metrics", map[string]string{"Accept-Encoding": ae})
+		w := serve(reg, "/metrics", map[string]string{"Accept-Encoding": ae})
 		if w.Header().Get("Content-Encoding") != "gzip" {
 			t.Fatalf("Accept-Encoding %q: Content-Encoding %q", ae, w.Header().Get("Content-Encoding"))
 		}
-		zr, err := gzip.NewReader(w.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(zr)
-		if err != nil || !bytes.Equal(b, plain.Body.Bytes()) {
-			t.Fatalf("Accept-Encoding %q: gunzipped body differs (%v)", ae, err)
+		if !bytes.Equal(gunzip(t, w.Body.Bytes()), plain.Body.Bytes()) {
+			t.Fatalf("Accept-Encoding %q: gunzipped body differs", ae)
 		}
 	}
-	if w := serve(t, reg, "/metrics", map[string]string{"Accept-Encoding": "gzip;q=0"}); w.Header().Get("Content-Encoding") != "" {
+	if w := serve(reg, "/metrics", map[string]string{"Accept-Encoding": "gzip;q=0"}); w.Header().Get("Content-Encoding") != "" {
 		t.Fatal("gzip;q=0 refuses gzip")
 	}
 }
@@ -156,15 +150,11 @@ func TestHandlerGzipsWhenAsked(t *testing.T) {
 // the inner handler's alone.
 func TestHandlerPassesFailuresAndOtherPathsThrough(t *testing.T) {
 	defer AddObjectSource(exposeObjects())()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.CollectorFunc(func(ch chan<- prometheus.Metric) {
-		ch <- prometheus.NewInvalidMetric(prometheus.NewDesc("broken", "Broken.", nil, nil), fmt.Errorf("boom"))
-	}))
-	w := serve(t, reg, "/metrics", nil)
+	w := serve(failingRegistry(), "/metrics", nil)
 	if w.Code != http.StatusInternalServerError || strings.Contains(w.Body.String(), "fifteenth_") {
 		t.Fatalf("failing registry: %d\n%s", w.Code, w.Body)
 	}
-	w = serve(t, prometheus.NewRegistry(), "/other", nil)
+	w = serve(prometheus.NewRegistry(), "/other", nil)
 	if w.Code != http.StatusOK || strings.Contains(w.Body.String(), "fifteenth_") {
 		t.Fatalf("/other: %d\n%s", w.Code, w.Body)
 	}
@@ -173,7 +163,7 @@ func TestHandlerPassesFailuresAndOtherPathsThrough(t *testing.T) {
 // A family no object has is left out, as a registry leaves it out.
 func TestHandlerLeavesEmptyFamiliesOut(t *testing.T) {
 	defer AddObjectSource(StaticObjects{Links: []LinkState{{Namespace: "ns", Name: "a"}}})()
-	body := serve(t, prometheus.NewRegistry(), "/metrics", nil).Body.String()
+	body := serve(prometheus.NewRegistry(), "/metrics", nil).Body.String()
 	for _, absent := range []string{"fifteenth_login_link_expiration_timestamp_seconds", "fifteenth_partner_account_ready"} {
 		if strings.Contains(body, absent) {
 			t.Errorf("%s exported without series:\n%s", absent, body)

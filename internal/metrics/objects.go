@@ -132,19 +132,25 @@ func (o *objectCollector) Collect(ch chan<- prometheus.Metric) {
 			if k := (key{"ll", l.Namespace, l.Name}); !seen[k] {
 				seen[k] = true
 				lp := labels(l.Namespace, l.Name)
-				ch <- objectMetric{LinkReady, lp, boolValue(l.Ready)}
-				ch <- objectMetric{LinkSuperseded, lp, boolValue(l.Superseded)}
-				if !l.Expires.IsZero() {
-					ch <- objectMetric{LinkExpiration, lp, float64(l.Expires.Unix())}
-				}
-				if !l.Renews.IsZero() {
-					ch <- objectMetric{LinkRenewal, lp, float64(l.Renews.Unix())}
+				for _, f := range families {
+					if f.link != nil {
+						if v, ok := f.link(l); ok {
+							ch <- objectMetric{f.desc, lp, v}
+						}
+					}
 				}
 			}
 		}, func(a AccountState) {
 			if k := (key{"pa", a.Namespace, a.Name}); !seen[k] {
 				seen[k] = true
-				ch <- objectMetric{AccountReady, labels(a.Namespace, a.Name), boolValue(a.Ready)}
+				lp := labels(a.Namespace, a.Name)
+				for _, f := range families {
+					if f.account != nil {
+						if v, ok := f.account(a); ok {
+							ch <- objectMetric{f.desc, lp, v}
+						}
+					}
+				}
 			}
 		})
 	}
